@@ -1,0 +1,54 @@
+# cap-verifier-ops: every target bootstraps its own Python environment from uv.lock.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+SYNCED := $(VENV)/.synced
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lint typecheck test test-fast bench up down status clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+venv: $(SYNCED) ## create .venv from uv.lock
+
+lint: $(SYNCED) ## ruff (lint + format check)
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+
+typecheck: $(SYNCED) ## mypy --strict on the service packages
+	$(BIN)/mypy
+
+test: lint typecheck ## the whole suite: lint, types, pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(SYNCED) ## pytest only, without lint and types
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(SYNCED) ## benchmark the service with wrk (not part of make test)
+	$(BIN)/python bench/run.py
+
+up: $(SYNCED) ## start the local environment
+	$(BIN)/python -m cap_verifier.localenv up
+
+down: $(SYNCED) ## stop the local environment
+	$(BIN)/python -m cap_verifier.localenv down
+
+status: $(SYNCED) ## show the local environment
+	$(BIN)/python -m cap_verifier.localenv status
+
+clean: ## remove the environments and caches
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
