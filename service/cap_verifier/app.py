@@ -1,0 +1,109 @@
+"""Application factory: ``create_app(settings)`` wires settings, services and routes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware.rate_limit import RateLimitConfig
+
+from cap_verifier import CONTRACT_VERSION
+from cap_verifier.api.policies import PolicyController
+from cap_verifier.api.system import SystemController
+from cap_verifier.api.verification import VerificationController
+from cap_verifier.audit import AuditWriter
+from cap_verifier.auth.client_cert import ClientCertPolicy
+from cap_verifier.auth.jwks import JWKSCache
+from cap_verifier.auth.tokens import TokenValidator
+from cap_verifier.cache import IRCache
+from cap_verifier.http.context import RequestContextMiddleware
+from cap_verifier.http.problems import EXCEPTION_HANDLERS
+from cap_verifier.logs import configure_logging
+from cap_verifier.metrics import Metrics
+from cap_verifier.registry import Registry
+from cap_verifier.services import STATE_KEY, Services, services_of
+from cap_verifier.settings import Settings, load_settings
+
+BUILD_ENV = "CAP_VERIFIER_BUILD"
+UNRATED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$"]
+log = logging.getLogger("cap_verifier")
+
+
+def build_services(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    jwks_transport: httpx.AsyncBaseTransport | None = None,
+) -> Services:
+    metrics = Metrics(CONTRACT_VERSION)
+    jwks = JWKSCache(settings.oauth2, metrics, transport=jwks_transport)
+    registry = registry or Registry(settings.registry.url)
+    return Services(
+        settings=settings,
+        metrics=metrics,
+        registry=registry,
+        cache=IRCache(settings.cache, metrics),
+        audit=AuditWriter(registry),
+        jwks=jwks,
+        validator=TokenValidator(settings.oauth2, jwks),
+        client_certs=ClientCertPolicy(settings.tls),
+        build=os.environ.get(BUILD_ENV) or None,
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    services = services_of(app)
+    await services.jwks.refresh()  # a failure is logged; /readyz reports it
+    await services.audit.start()
+    log.info("service started", extra={"event": "startup"})
+    try:
+        yield
+    finally:
+        await services.audit.stop()
+        await services.jwks.aclose()
+        services.registry.close()
+        services.metrics.mark_worker_gone()
+        log.info("service stopped", extra={"event": "shutdown"})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    jwks_transport: httpx.AsyncBaseTransport | None = None,
+    configure_logs: bool = True,
+) -> Litestar:
+    """The verifier as an ASGI app. ``registry`` lets a caller share an open registry."""
+    if configure_logs:
+        configure_logging(settings.logging.level)
+    services = build_services(settings, registry=registry, jwks_transport=jwks_transport)
+    middleware = []
+    if settings.limits.rate_limit is not None:
+        rate = settings.limits.rate_limit
+        middleware.append(
+            RateLimitConfig(rate_limit=(rate.per, rate.requests), exclude=UNRATED_PATHS).middleware
+        )
+    app = Litestar(
+        route_handlers=[SystemController, PolicyController, VerificationController],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=middleware,
+        lifespan=[_lifespan],
+        state=State({STATE_KEY: services}),
+        openapi_config=None,
+        logging_config=None,
+        request_max_body_size=settings.limits.max_body_bytes,
+        debug=False,
+    )
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, services.metrics)
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for granian workers: settings from ``CAP_VERIFIER_CONFIG`` and the environment."""
+    return create_app(load_settings(os.environ.get("CAP_VERIFIER_CONFIG")))

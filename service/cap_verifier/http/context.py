@@ -1,0 +1,85 @@
+"""Outermost ASGI layer: request id, access log line and request metrics for every request.
+
+It wraps the whole Litestar handler (routing included), so even a 404 for an unknown path
+carries ``X-Request-ID`` and is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from cap_verifier.logs import request_id_var
+from cap_verifier.metrics import Metrics
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
+_QUIET_ENDPOINTS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNMATCHED = "unmatched"
+
+access_log = logging.getLogger("cap_verifier.access")
+
+
+def request_id_from(scope: Scope) -> str:
+    """The caller's X-Request-ID when sane, else a new UUID4."""
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER:
+            candidate = value.decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return str(uuid.uuid4())
+
+
+class RequestContextMiddleware:
+    """Sets the request id, adds the response header, logs and counts the request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", ()) if h[0] != REQUEST_ID_HEADER]
+                headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            endpoint = scope.get("path_template") or UNMATCHED
+            method = scope["method"]
+            self.metrics.observe_request(endpoint, method, status, seconds)
+            level = logging.DEBUG if endpoint in _QUIET_ENDPOINTS and status < 400 else logging.INFO
+            if access_log.isEnabledFor(level):
+                access_log.log(
+                    level,
+                    "request",
+                    extra={
+                        "method": method,
+                        "endpoint": endpoint,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                        "client_id": scope["state"].get("client_id"),
+                    },
+                )
+            request_id_var.reset(token)

@@ -1,0 +1,126 @@
+"""Shared fixtures: a PKI, a signing key, a JWKS server and the verifier as a process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.jwks_server import JWKSServer
+from support.pki import PKI, make_pki
+from support.postgres import postgres_url
+from support.service import ServiceProcess, service_config
+from support.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint
+
+IN_CI = os.environ.get("CI") == "true"
+
+__all__ = ["postgres_url"]  # a fixture, shared with every test folder
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip on a laptop that lacks something; fail in CI, where everything must be there."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"CI must provide this: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey()
+
+
+@pytest.fixture(scope="session")
+def jwks_server(pki: PKI, signing_key: SigningKey) -> Iterator[JWKSServer]:
+    server = JWKSServer(pki.server.cert, pki.server.key, jwks_document(signing_key))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_service(
+    pki: PKI, jwks_server: JWKSServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ServiceProcess]]:
+    """Build (not start) verifier processes; every one built is stopped at the end."""
+    built: list[ServiceProcess] = []
+
+    def build(env: dict[str, str] | None = None, **sections: dict[str, Any]) -> ServiceProcess:
+        workdir = tmp_path_factory.mktemp("verifier")
+        config = service_config(
+            workdir,
+            cert=pki.server.cert,
+            key=pki.server.key,
+            ca_cert=pki.ca_cert,
+            jwks_url=jwks_server.url,
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            **sections,
+        )
+        service = ServiceProcess(config, workdir, pki.ca_cert, env=env)
+        built.append(service)
+        return service
+
+    yield build
+    for service in built:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def verifier(make_service: Callable[..., ServiceProcess]) -> ServiceProcess:
+    """The shared verifier (SQLite registry, TLS 1.3, one worker), started once."""
+    service = make_service()
+    service.migrate()
+    service.start()
+    return service
+
+
+@pytest.fixture
+def token(signing_key: SigningKey) -> Callable[..., str]:
+    """Mint a valid token (all scopes by default); keyword arguments adjust the claims."""
+
+    def _mint(**overrides: Any) -> str:
+        return mint(signing_key, **overrides)
+
+    return _mint
+
+
+LKSG_V1_POLICY_YAML = """\
+id: lksg.v1
+version: "1.0"
+legal_basis:
+  - directive: "LkSG"
+description: "Minimal LkSG supplier check"
+inputs:
+  supplier_hashes: {type: array, items: hex}
+  sanctions_root: {type: hex}
+rules:
+  - {id: no_sanctions, op: non_membership, lhs: supplier_hashes, rhs: sanctions_root}
+"""
+
+
+@pytest.fixture(scope="session")
+def lksg_policy_yaml() -> str:
+    """The contract's §2.2 test vector policy, as YAML text."""
+    return LKSG_V1_POLICY_YAML
+
+
+@pytest.fixture(scope="session")
+def lksg_ir() -> dict[str, Any]:
+    """The IR v1 of the §2.2 test vector."""
+    from cap_verifier.domain import compile_policy_v2, load_policy_yaml
+
+    return compile_policy_v2(load_policy_yaml(LKSG_V1_POLICY_YAML), "strict").ir
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

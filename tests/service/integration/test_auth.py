@@ -1,0 +1,156 @@
+"""The token attack matrix over a real TLS socket (contract §1, §4, §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from support.metrics import scrape, value
+from support.service import ServiceProcess
+from support.tokens import (
+    SigningKey,
+    bearer,
+    claims,
+    hs256_with_public_key,
+    mint,
+    sign,
+    tamper_payload,
+    tamper_signature,
+    unsigned_token,
+)
+
+PROTECTED = [
+    ("POST", "/verify", "verify:run"),
+    ("POST", "/policy/compile", "policy:compile"),
+    ("POST", "/policy/v2/compile", "policy:compile"),
+    ("GET", "/policy/00000000-0000-4000-8000-000000000000", "policy:read"),
+    ("GET", "/policy/v2/unknown.policy", "policy:read"),
+]
+
+
+def forged_tokens(key: SigningKey) -> dict[str, tuple[str | None, str]]:
+    """name → (Authorization header value or None, expected failure reason)."""
+    good = mint(key)
+    other_key = SigningKey()
+    return {
+        "no token": (None, "missing_token"),
+        "not bearer": (f"Basic {good}", "missing_token"),
+        "not a JWT": ("Bearer not.a-jwt", "invalid_token"),
+        "garbage": ("Bearer abc", "invalid_token"),
+        "expired": (f"Bearer {mint(key, lifetime=-120)}", "expired"),
+        "nbf in the future": (f"Bearer {mint(key, not_before_offset=600)}", "invalid_token"),
+        "wrong iss": (f"Bearer {mint(key, issuer='https://evil.test')}", "issuer"),
+        "wrong aud": (f"Bearer {mint(key, audience='someone-else')}", "audience"),
+        "unknown kid": (f"Bearer {sign(other_key, claims())}", "unknown_kid"),
+        "alg none": (f"Bearer {unsigned_token(claims(), key.kid)}", "invalid_token"),
+        "HS256 with the public key": (
+            f"Bearer {hs256_with_public_key(key, claims())}",
+            "invalid_token",
+        ),
+        "tampered payload": (
+            f"Bearer {tamper_payload(good, scope='verify:run policy:compile policy:read')}",
+            "invalid_token",
+        ),
+        "tampered signature": (f"Bearer {tamper_signature(good)}", "invalid_token"),
+        "signed by another key under our kid": (
+            f"Bearer {sign(other_key, claims(), kid=key.kid)}",
+            "invalid_token",
+        ),
+    }
+
+
+FORGED_CASES = [
+    "no token",
+    "not bearer",
+    "not a JWT",
+    "garbage",
+    "expired",
+    "nbf in the future",
+    "wrong iss",
+    "wrong aud",
+    "unknown kid",
+    "alg none",
+    "HS256 with the public key",
+    "tampered payload",
+    "tampered signature",
+    "signed by another key under our kid",
+]
+
+
+def test_forged_case_list_is_complete(signing_key: SigningKey) -> None:
+    assert sorted(forged_tokens(signing_key)) == sorted(FORGED_CASES)
+
+
+@pytest.mark.parametrize("case", FORGED_CASES)
+def test_forged_or_missing_token_is_401_and_counted(
+    verifier: ServiceProcess, signing_key: SigningKey, case: str
+) -> None:
+    header, reason = forged_tokens(signing_key)[case]
+    headers = {"Authorization": header} if header else {}
+    with verifier.client() as client:
+        before = value(scrape(client), "cap_verifier_auth_failures_total", reason=reason)
+        response = client.post("/verify", json={"policy_id": "x", "context": {}}, headers=headers)
+        after = value(scrape(client), "cap_verifier_auth_failures_total", reason=reason)
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    challenge = response.headers["www-authenticate"]
+    if reason == "missing_token":
+        assert challenge == "Bearer"
+    else:
+        assert challenge == 'Bearer error="invalid_token"'
+    problem = response.json()
+    assert problem["status"] == 401
+    assert problem["request_id"] == response.headers["x-request-id"]
+    assert after == before + 1, f"{case} not counted under reason={reason}"
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), PROTECTED)
+def test_valid_token_without_the_scope_is_403(
+    verifier: ServiceProcess, token: Callable[..., str], method: str, path: str, scope: str
+) -> None:
+    others = " ".join(
+        s for s in ("verify:run", "policy:compile", "policy:read", "metrics:read") if s != scope
+    )
+    with verifier.client() as client:
+        before = value(
+            scrape(client), "cap_verifier_auth_failures_total", reason="insufficient_scope"
+        )
+        response = client.request(method, path, json={}, headers=bearer(token(scope=others)))
+        after = value(
+            scrape(client), "cap_verifier_auth_failures_total", reason="insufficient_scope"
+        )
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        f'Bearer error="insufficient_scope", scope="{scope}"'
+    )
+    assert after == before + 1
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), PROTECTED)
+def test_valid_token_with_the_scope_passes_auth(
+    verifier: ServiceProcess, token: Callable[..., str], method: str, path: str, scope: str
+) -> None:
+    with verifier.client() as client:
+        response = client.request(method, path, json={}, headers=bearer(token(scope=scope)))
+    # Past authentication the request is judged on its content: never 401/403.
+    assert response.status_code not in (401, 403), response.text
+
+
+def test_valid_token_verifies_200(
+    verifier: ServiceProcess, token: Callable[..., str], lksg_ir: dict
+) -> None:
+    body = {"ir": lksg_ir, "context": {"supplier_hashes": ["0x" + "11" * 32]}}
+    with verifier.client() as client:
+        response = client.post("/verify", json=body, headers=bearer(token(scope="verify:run")))
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] in ("OK", "WARN", "FAIL")
+
+
+def test_token_lifetime_leeway(verifier: ServiceProcess, token: Callable[..., str]) -> None:
+    """Within the 30 s leeway a just-expired token still passes; beyond it, it does not."""
+    with verifier.client() as client:
+        recent = client.get("/policy/v2/none", headers=bearer(token(lifetime=-10)))
+        old = client.get("/policy/v2/none", headers=bearer(token(lifetime=-60)))
+    assert recent.status_code == 404
+    assert old.status_code == 401

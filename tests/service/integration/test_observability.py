@@ -1,0 +1,142 @@
+"""Metrics of §6 (names, labels, several workers) and JSON logs of §7."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from support.service import ServiceProcess
+from support.tokens import bearer
+
+CONTRACT_METRICS = {
+    "cap_verifier_requests": ("counter", {"endpoint", "method", "code", "result"}),
+    "cap_verifier_request_duration_seconds": ("histogram", {"endpoint", "method"}),
+    "cap_verifier_verifications": ("counter", {"verdict"}),
+    "cap_verifier_auth_failures": ("counter", {"reason"}),
+    "cap_verifier_cache_hits": ("counter", set()),
+    "cap_verifier_cache_misses": ("counter", set()),
+    "cap_verifier_cache_entries": ("gauge", set()),
+    "cap_verifier_cache_hit_ratio": ("gauge", set()),
+    "cap_verifier_jwks_refreshes": ("counter", {"outcome"}),
+    "cap_verifier_jwks_age_seconds": ("gauge", set()),
+    "cap_verifier_build_info": ("gauge", {"version"}),
+}
+
+
+def families(client: httpx.Client) -> dict[str, object]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {f.name: f for f in text_string_to_metric_families(response.text)}
+
+
+def test_every_contract_metric_with_its_type_and_labels(
+    verifier: ServiceProcess, token: Callable[..., str]
+) -> None:
+    with verifier.client() as client:
+        client.get("/policy/v2/lksg.none", headers=bearer(token()))
+        found = families(client)
+    for name, (kind, labels) in CONTRACT_METRICS.items():
+        assert name in found, name
+        family = found[name]
+        assert family.type == kind, name  # type: ignore[attr-defined]
+        for sample in family.samples:  # type: ignore[attr-defined]
+            assert set(sample.labels) - {"le"} == labels, (name, sample.labels)
+
+
+def test_histogram_buckets_and_route_templates(
+    verifier: ServiceProcess, token: Callable[..., str]
+) -> None:
+    with verifier.client() as client:
+        client.get("/policy/v2/some.policy.id", headers=bearer(token()))
+        found = families(client)
+    buckets = {
+        float(s.labels["le"])
+        for s in found["cap_verifier_request_duration_seconds"].samples  # type: ignore[attr-defined]
+        if s.name.endswith("_bucket")
+    }
+    assert {0.005, 0.5, 1.0, 10.0} <= buckets
+    endpoints = {
+        s.labels["endpoint"]
+        for s in found["cap_verifier_requests"].samples  # type: ignore[attr-defined]
+    }
+    assert "/policy/v2/{policy_id}" in endpoints
+    assert not any("some.policy.id" in e for e in endpoints)
+    build = found["cap_verifier_build_info"].samples  # type: ignore[attr-defined]
+    assert [s.labels["version"] for s in build] == ["0.11.0"]
+
+
+@pytest.mark.slow
+def test_metrics_add_up_across_workers(
+    make_service: Callable[..., ServiceProcess], token: Callable[..., str]
+) -> None:
+    service = make_service(server={"workers": 2})
+    service.migrate()
+    service.start()
+    requests = 40
+    try:
+        for _ in range(requests):  # a new connection each time, so both workers serve
+            with service.client() as client:
+                assert client.get("/policy/v2/absent", headers=bearer(token())).status_code == 404
+        pids = {
+            line["pid"]
+            for line in map(json.loads, service.logs().splitlines())
+            if line.get("endpoint") == "/policy/v2/{policy_id}"
+        }
+        assert len(pids) == 2, "both workers should have served requests"
+        for _ in range(4):  # whichever worker answers the scrape sees every request
+            with service.client() as client:
+                found = families(client)
+            counted = sum(
+                s.value
+                for s in found["cap_verifier_requests"].samples  # type: ignore[attr-defined]
+                if s.name == "cap_verifier_requests_total"
+                and s.labels["endpoint"] == "/policy/v2/{policy_id}"
+                and s.labels["code"] == "404"
+                and s.labels["result"] == "warn"
+            )
+            assert counted == requests
+    finally:
+        service.stop()
+
+
+def test_logs_are_json_with_request_ids_and_no_secrets(
+    make_service: Callable[..., ServiceProcess], token: Callable[..., str]
+) -> None:
+    service = make_service(logging={"level": "INFO"})
+    service.migrate()
+    service.start()
+    secret_token = token()
+    try:
+        with service.client() as client:
+            client.get(
+                "/policy/v2/absent", headers={**bearer(secret_token), "X-Request-ID": "log-1"}
+            )
+            client.post(
+                "/verify",
+                json={"policy_id": "absent", "context": {"supplier_hashes": ["0x" + "ab" * 32]}},
+                headers={**bearer(secret_token), "X-Request-ID": "log-2"},
+            )
+            client.get("/healthz")
+    finally:
+        service.stop()
+    lines = [json.loads(line) for line in service.logs().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert {"timestamp", "level", "message", "request_id"} <= set(line)
+        assert line["timestamp"].endswith("+00:00")
+        assert line["level"] != "DEBUG"
+    access = {line["request_id"]: line for line in lines if line.get("message") == "request"}
+    assert access["log-1"]["endpoint"] == "/policy/v2/{policy_id}"
+    assert access["log-1"]["status"] == 404
+    assert access["log-1"]["client_id"] == "test-client"
+    assert access["log-2"]["method"] == "POST"
+    assert isinstance(access["log-2"]["duration_ms"], float)
+    text = service.logs()
+    assert secret_token not in text
+    assert secret_token.split(".")[2] not in text
+    assert "ab" * 32 not in text

@@ -1,0 +1,1 @@
+"""Test helpers: PKI, tokens, a JWKS server and the service as a real process."""
