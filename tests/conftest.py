@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,7 @@ from support.postgres import postgres_url
 from support.service import ServiceProcess, service_config
 from support.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint
 
-IN_CI = os.environ.get("CI") == "true"
-
 __all__ = ["postgres_url"]  # a fixture, shared with every test folder
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip on a laptop that lacks something; fail in CI, where everything must be there."""
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"CI must provide this: {reason}")
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,14 @@ the PostgreSQL tests are skipped, unless ``CI=true``: then they fail.
 from __future__ import annotations
 
 import functools
-import os
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
+
+from support.require import need
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -47,11 +48,7 @@ def _postgres_unreachable() -> str | None:
 def require_postgres() -> None:
     """Skip the test when PostgreSQL is unreachable (fail instead when CI=true)."""
     reason = _postgres_unreachable()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    need(reason is None, str(reason))
 
 
 def fresh_database() -> Iterator[str]:

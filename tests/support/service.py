@@ -65,6 +65,10 @@ class ServiceProcess:
         self.log_path = workdir / f"verifier-{config['server']['port']}.log"
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        self.config_arg: str | None = None
+        """The config path given on the command line, when the process sees another one."""
+        self.command_prefix: list[str] = []
+        """Run the service under this wrapper (a sandbox, for example)."""
         self.client_cert: tuple[str, str] | None = None
         """(cert, key) presented by default: set it for a service that requires mTLS."""
 
@@ -91,11 +95,20 @@ class ServiceProcess:
     def migrate(self) -> None:
         self.write_config()
         subprocess.run(
-            [str(BIN / "cap-verifier"), "migrate", "--config", str(self.config_path)],
+            [
+                *self.command_prefix,
+                str(BIN / "cap-verifier"),
+                "migrate",
+                "--config",
+                self._config_arg(),
+            ],
             check=True,
             capture_output=True,
             env=self._env(),
         )
+
+    def _config_arg(self) -> str:
+        return self.config_arg or str(self.config_path)
 
     def write_config(self) -> None:
         """JSON is YAML 1.2: the config file is written as JSON."""
@@ -110,7 +123,13 @@ class ServiceProcess:
         self.write_config()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(BIN / "cap-verifier"), "serve", "--config", str(self.config_path)],
+            [
+                *self.command_prefix,
+                str(BIN / "cap-verifier"),
+                "serve",
+                "--config",
+                self._config_arg(),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self._env(),
