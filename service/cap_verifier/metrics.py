@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -26,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from cap_verifier.settings import METRICS_DIR_ENV
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = "text/plain; version=0.0.4"  # the classic text format; the charset is added
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 AUTH_FAILURE_REASONS = (

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath
 
 from cap_verifier.auth.guards import SCOPE_OPT, require_scope
 from cap_verifier.cache import CachedPolicy
@@ -118,7 +119,7 @@ class PolicyController(Controller):
 
     @get("/{policy_ref:str}", operation_id="GetPolicyV1", opt={SCOPE_OPT: "policy_read"})
     async def get_v1(
-        self, request: Request[Any, Any, Any], policy_ref: str
+        self, request: Request[Any, Any, Any], policy_ref: FromPath[str]
     ) -> Response[dict[str, Any]]:
         """A v1 policy by its UUID or by its ``0x…`` hash."""
         services = services_of(request.app)
@@ -173,7 +174,9 @@ class PolicyController(Controller):
         return Response(_compile_body(result, stored=stored, etag=etag), headers={"ETag": etag})
 
     @get("/v2/{policy_id:str}", operation_id="GetPolicyV2", opt={SCOPE_OPT: "policy_read"})
-    async def get_v2(self, request: Request[Any, Any, Any], policy_id: str) -> Response[Any]:
+    async def get_v2(
+        self, request: Request[Any, Any, Any], policy_id: FromPath[str]
+    ) -> Response[Any]:
         """A stored PolicyV2 with its IR; ``If-None-Match`` on the ETag answers 304."""
         services = services_of(request.app)
         cached = await load_policy_v2(services, policy_id)

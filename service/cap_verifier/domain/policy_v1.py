@@ -83,13 +83,18 @@ def is_rfc3339(value: str) -> bool:
         date(int(match["y"]), int(match["mo"]), int(match["d"]))
     except ValueError:
         return False
-    if int(match["h"]) > 23 or int(match["mi"]) > 59 or int(match["s"]) > 60:
+    hour, minute, second = int(match["h"]), int(match["mi"]), int(match["s"])
+    if hour > 23 or minute > 59 or second > 60:
         return False
+    if second == 60 and (hour, minute) != (23, 59):
+        return False  # a leap second is only ever 23:59:60
     return match["oh"] is None or (int(match["oh"]) <= 23 and int(match["om"]) <= 59)
 
 
 def _positive_int(value: object, path: str) -> int:
-    """A JSON integer > 0 (booleans and floats refused), else InvalidShape."""
+    """A JSON integer > 0, also when written as a whole number (10.0), else InvalidShape."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema counts 10.0 as an integer; the hash writes 10
     if isinstance(value, bool) or not isinstance(value, int):
         raise shape_error(path, "an integer", value)
     if value <= 0:

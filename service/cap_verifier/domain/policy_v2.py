@@ -51,7 +51,7 @@ BUILTIN_VARIABLES: frozenset[str] = frozenset(
         "ubo_count",
     }
 )
-POLICY_ID_RE = re.compile(r"[a-z0-9._-]+")
+POLICY_ID_RE = re.compile(r"[a-z0-9._-]{1,255}")  # 255: the registry's column width
 RULE_ID_RE = re.compile(r"[a-z0-9_]+")
 
 
