@@ -6,6 +6,7 @@ for real by tests/service/integration/test_readonly_root.py.
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -18,9 +19,8 @@ SECRETISH = re.compile(r"(secret|password|passwd|token|private|api[_-]?key)", re
 
 @pytest.fixture(scope="module")
 def dockerfile() -> DockerfileParser:
-    parser = DockerfileParser()
-    parser.content = DOCKERFILE.read_text()
-    return parser
+    # Read from a file object: setting ``content`` on a parser would write a ./Dockerfile.
+    return DockerfileParser(fileobj=io.BytesIO(DOCKERFILE.read_bytes()))
 
 
 def instructions(dockerfile: DockerfileParser, name: str) -> list[str]:
