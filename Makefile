@@ -10,7 +10,7 @@ SYNCED := $(VENV)/.synced
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck test test-fast bench up down status clean
+.PHONY: help venv lint typecheck test test-fast bench up down status smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ $(SYNCED): uv.lock pyproject.toml | $(UV)
 venv: $(SYNCED) ## create .venv from uv.lock
 
 lint: $(SYNCED) ## ruff (lint + format check)
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check service tools tests bench
+	$(BIN)/ruff format --check service tools tests bench
 
 typecheck: $(SYNCED) ## mypy --strict on the service packages
 	$(BIN)/mypy
@@ -42,13 +42,16 @@ bench: $(SYNCED) ## benchmark the service with wrk (not part of make test)
 	$(BIN)/python bench/run.py
 
 up: $(SYNCED) ## start the local environment
-	$(BIN)/python -m cap_verifier.localenv up
+	$(BIN)/python -m cap_ops.localenv up
 
 down: $(SYNCED) ## stop the local environment
-	$(BIN)/python -m cap_verifier.localenv down
+	$(BIN)/python -m cap_ops.localenv down
+
+smoke: $(SYNCED) ## ORR 5.1 smoke checks: ENV=local (default) or URL= TOKEN_URL= CLIENT_ID= CLIENT_SECRET=
+	$(BIN)/python -m cap_ops.smoke
 
 status: $(SYNCED) ## show the local environment
-	$(BIN)/python -m cap_verifier.localenv status
+	$(BIN)/python -m cap_ops.localenv status
 
 clean: ## remove the environments and caches
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -44,6 +44,8 @@ def test_serves_with_a_read_only_root(
     service.config_path = config_dir / "config.yaml"
     service.command_prefix = [
         bwrap,
+        "--die-with-parent",
+        "--unshare-pid",
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",

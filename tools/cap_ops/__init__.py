@@ -1,0 +1,1 @@
+"""Operations tooling of the repository: the local environment (`make up`) and smoke checks."""

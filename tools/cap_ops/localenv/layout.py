@@ -1,0 +1,131 @@
+"""Where everything of the local environment lives, and on which port."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICE_USER = "cap-verifier"
+HOST = "127.0.0.1"
+ALERTS_DIR_ENV = "LOCAL_ALERTS_DIR"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Ports:
+    verifier: int = 8443
+    idp: int = 9443
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    alert_sink: int = 9095
+
+    def named(self) -> dict[str, int]:
+        return {
+            "cap-verifier": self.verifier,
+            "cap-dev-idp": self.idp,
+            "prometheus": self.prometheus,
+            "alertmanager": self.alertmanager,
+            "alert-sink": self.alert_sink,
+        }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under ``.local/`` (git-ignored) and the repository files they come from."""
+
+    root: Path
+    ports: Ports
+    service_user: str | None
+    """The user the programs run as; None when `make up` does not run as root."""
+
+    @classmethod
+    def default(cls) -> Layout:
+        root = repo_root()
+        user = SERVICE_USER if os.geteuid() == 0 else None
+        return cls(root=root, ports=Ports(), service_user=user)
+
+    @property
+    def local(self) -> Path:
+        return self.root / ".local"
+
+    @property
+    def pki(self) -> Path:
+        return self.local / "pki"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.pki / "ca.crt"
+
+    @property
+    def idp_dir(self) -> Path:
+        return self.local / "idp"
+
+    @property
+    def verifier_dir(self) -> Path:
+        return self.local / "verifier"
+
+    @property
+    def data(self) -> Path:
+        return self.local / "data"
+
+    @property
+    def logs(self) -> Path:
+        return self.local / "logs"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        return self.local / "supervisor"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.supervisor_dir / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.supervisor_dir / "supervisor.sock"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.supervisor_dir / "supervisord.pid"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.local / "prometheus"
+
+    @property
+    def alertmanager_dir(self) -> Path:
+        return self.local / "alertmanager"
+
+    @property
+    def alerts_log(self) -> Path:
+        return self.local / "alerts.log"
+
+    @property
+    def env_json(self) -> Path:
+        return self.local / "env.json"
+
+    @property
+    def runtime_venv(self) -> Path:
+        """The programs' Python: the project venv, or one the service user can execute."""
+        return self.local / "venv" if self.service_user else self.root / ".venv"
+
+    @property
+    def alerts_dir(self) -> Path:
+        """`alerts/`, or ``LOCAL_ALERTS_DIR`` to try rules under development."""
+        override = os.environ.get(ALERTS_DIR_ENV)
+        return Path(override).resolve() if override else self.root / "alerts"
+
+    def url(self, name: str) -> str:
+        scheme = "https" if name in ("cap-verifier", "cap-dev-idp") else "http"
+        return f"{scheme}://{HOST}:{self.ports.named()[name]}"
+
+    def uid_gid(self) -> tuple[int, int] | None:
+        if self.service_user is None:
+            return None
+        entry = pwd.getpwnam(self.service_user)
+        return entry.pw_uid, entry.pw_gid
