@@ -30,7 +30,7 @@ from support.pki import make_pki  # noqa: E402
 from support.service import ServiceProcess, service_config  # noqa: E402
 from support.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint  # noqa: E402
 
-POLICY_YAML = (ROOT / "bench" / "lksg_v1.policy.yml").read_text()
+POLICY_YAML = (ROOT / "tools" / "cap_ops" / "localenv" / "lksg_v1.policy.yml").read_text()
 VERIFY_BODY = {
     "policy_id": "lksg.v1",
     "context": {

@@ -82,18 +82,9 @@ def token(signing_key: SigningKey) -> Callable[..., str]:
     return _mint
 
 
-LKSG_V1_POLICY_YAML = """\
-id: lksg.v1
-version: "1.0"
-legal_basis:
-  - directive: "LkSG"
-description: "Minimal LkSG supplier check"
-inputs:
-  supplier_hashes: {type: array, items: hex}
-  sanctions_root: {type: hex}
-rules:
-  - {id: no_sanctions, op: non_membership, lhs: supplier_hashes, rhs: sanctions_root}
-"""
+LKSG_V1_POLICY_YAML = (
+    Path(__file__).resolve().parents[1] / "tools" / "cap_ops" / "localenv" / "lksg_v1.policy.yml"
+).read_text()  # the contract's §2.2 test vector, also seeded by `make up` and used by the bench
 
 
 @pytest.fixture(scope="session")
