@@ -67,6 +67,26 @@ def ensure_service_user(layout: Layout) -> None:
         _say(f"created the system user {layout.service_user}")
 
 
+def grant_traversal(layout: Layout) -> None:
+    """The checkout may sit below a directory the service user cannot enter (/root is 0700):
+    give that one user execute-only access (an ACL) on each such parent, nothing more."""
+    ids = layout.uid_gid()
+    if ids is None:
+        return
+    uid, gid = ids
+    for directory in [layout.root, *layout.root.parents]:
+        info = directory.stat()
+        mode = info.st_mode
+        if (
+            mode & 0o001
+            or (info.st_uid == uid and mode & 0o100)
+            or (info.st_gid == gid and mode & 0o010)
+        ):
+            continue
+        subprocess.run(["setfacl", "-m", f"u:{layout.service_user}:x", str(directory)], check=True)
+        _say(f"granted {layout.service_user} traversal (x only) of {directory}")
+
+
 def make_directories(layout: Layout) -> None:
     owned = [
         layout.local,
@@ -301,6 +321,7 @@ def up() -> None:
     if not running:
         preflight.check_ports_free(layout, layout.ports.named().items())
     ensure_service_user(layout)
+    grant_traversal(layout)
     make_directories(layout)
     pki = ensure_pki(layout.pki)
     secure_pki(layout, pki)

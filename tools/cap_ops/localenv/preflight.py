@@ -16,6 +16,9 @@ from cap_ops.localenv.layout import HOST, Layout
 DEBIAN_PACKAGES = {
     "prometheus": "/usr/bin/prometheus",
     "prometheus-alertmanager": "/usr/bin/prometheus-alertmanager",
+    "python3.11": "/usr/bin/python3.11",  # the service user's interpreter
+    "acl": "/usr/bin/setfacl",  # lets the service user through the checkout's parents
+    "iproute2": "/usr/bin/ss",
 }
 TOOLS = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 
