@@ -4,8 +4,6 @@ stopped by it again (a running one, started by a developer, is left as it was)."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,20 +13,8 @@ import testinfra
 
 from cap_ops.localenv import preflight, supervisor
 from cap_ops.localenv.layout import Layout
+from support.localenv import localenv
 from support.require import need
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _localenv(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cap_ops.localenv", command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +30,13 @@ def local_env(layout: Layout) -> Iterator[dict[str, Any]]:
         "the Debian packages prometheus and prometheus-alertmanager",
     )
     started_here = supervisor.running_pid(layout) is None
-    result = _localenv("up")
+    result = localenv("up")
     assert result.returncode == 0, f"make up failed:\n{result.stdout}\n{result.stderr}"
     try:
         yield json.loads(layout.env_json.read_text())
     finally:
         if started_here:
-            stopped = _localenv("down")
+            stopped = localenv("down")
             assert stopped.returncode == 0, stopped.stderr
 
 

@@ -3,10 +3,8 @@ before the environment is brought up (file order), and skip when a developer's o
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,20 +12,7 @@ import pytest
 
 from cap_ops.localenv import supervisor
 from cap_ops.localenv.layout import ALERTS_DIR_ENV, HOST, Layout
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def localenv(command: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cap_ops.localenv", command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**os.environ, **env},
-    )
+from support.localenv import localenv
 
 
 @pytest.fixture

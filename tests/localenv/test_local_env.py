@@ -17,6 +17,7 @@ import pytest
 from cap_ops.localenv import supervisor
 from cap_ops.localenv.configs import PROGRAM_ORDER
 from cap_ops.localenv.layout import HOST, Layout
+from support.localenv import localenv
 
 SUPERVISORCTL = str(Path(sys.executable).parent / "supervisorctl")
 AS_ROOT = os.geteuid() == 0
@@ -194,10 +195,5 @@ def test_make_up_is_idempotent_and_keeps_secrets(layout: Layout, local_env: dict
     )
     assert again.returncode == 0, again.stderr
     assert json.loads(layout.env_json.read_text())["clients"] == local_env["clients"]
-    status = subprocess.run(
-        [sys.executable, "-m", "cap_ops.localenv", "status"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    status = localenv("status")
     assert status.returncode == 0, status.stdout
