@@ -26,11 +26,12 @@ $(SYNCED): uv.lock pyproject.toml | $(UV)
 venv: $(SYNCED) ## create .venv from uv.lock
 
 lint: $(SYNCED) ## ruff (lint + format check)
-	$(BIN)/ruff check service tools tests bench
-	$(BIN)/ruff format --check service tools tests bench
+	$(BIN)/ruff check service tools tests bench alerts
+	$(BIN)/ruff format --check service tools tests bench alerts
 
-typecheck: $(SYNCED) ## mypy --strict on the service packages
+typecheck: $(SYNCED) ## mypy --strict on the packages and the rule generator
 	$(BIN)/mypy
+	$(BIN)/mypy --strict alerts/generate.py
 
 test: lint typecheck ## the whole suite: lint, types, pytest
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -50,6 +50,7 @@ _UNIT_SECONDS = {
 }
 _ALERT_NAME = re.compile(r"Verifier[A-Z][A-Za-z0-9]*")
 _ENDPOINT = re.compile(r"/[A-Za-z0-9_./-]*")
+_SELECTOR = re.compile(r'job=~?"[^"\\]+"')
 
 
 class ConfigError(ValueError):
@@ -179,9 +180,10 @@ def alert(
     expr: str,
     for_: str,
     severity: str,
+    *,
     summary: str,
     description: str,
-    extra_labels: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     if not _ALERT_NAME.fullmatch(name):
         raise ConfigError(f"alert {name!r}: expected Verifier + PascalCase")
@@ -189,7 +191,7 @@ def alert(
         "alert": name,
         "expr": expr,
         "for": for_,
-        "labels": {"severity": severity, **(extra_labels or {})},
+        "labels": {"severity": severity, **(labels or {})},
         "annotations": {"summary": summary, "description": description},
     }
 
@@ -204,6 +206,10 @@ class Rules:
     def __init__(self, config: Table) -> None:
         self.config = config
         self.sel = config.text("selector")
+        if not _SELECTOR.fullmatch(self.sel):
+            raise ConfigError(
+                "selector: match on the job label only, the one label the recording rules keep"
+            )
         self.runbook_base_url = config.text("runbook_base_url").rstrip("/")
         excluded = config.strings("sli_excluded_endpoints")
         for endpoint in excluded:
@@ -215,6 +221,7 @@ class Rules:
         if not 0 < self.target < 1:
             raise ConfigError("slo.availability_target: expected a ratio between 0 and 1")
         self.budget = round(1 - self.target, 10)
+        self.period = slo.duration("period")
         self.quantile = slo.number("latency_quantile")
         self.latency_seconds = slo.number("latency_threshold_seconds")
         self.windows = config.items("burn_rate_windows")
@@ -276,7 +283,7 @@ class Rules:
                     [
                         Rule(
                             record(self.requests_rate, f"{api_rate}[5m]))"),
-                            "API requests per second: the traffic panel, and the denominator of"
+                            "API requests per second: the traffic, and the denominator of"
                             " VerifierAuthFailuresHigh.",
                         ),
                         *errors,
@@ -342,8 +349,8 @@ class Rules:
                     f"(up{{{self.sel}}})) > {num(warning.number('down_percent'))}",
                     warning.duration("for"),
                     "warning",
-                    summary,
-                    f"{VALUE_4G}% of the {JOB} targets are down.",
+                    summary=summary,
+                    description=f"{VALUE_4G}% of the {JOB} targets are down.",
                 ),
                 "Some replicas do not answer Prometheus; the others may carry the traffic.",
             ),
@@ -353,8 +360,10 @@ class Rules:
                     f"sum by (job) (up{{{self.sel}}}) == 0\nor\nabsent(up{{{self.sel}}})",
                     critical.duration("for"),
                     "critical",
-                    summary,
-                    f"No {JOB} target is up: every scrape fails, or no target is discovered.",
+                    summary=summary,
+                    description=(
+                        f"No {JOB} target is up: every scrape fails, or no target is discovered."
+                    ),
                 ),
                 "No replica answers: the service is down (the error-ratio SLIs see no requests"
                 " then, so they cannot page for it).",
@@ -373,22 +382,24 @@ class Rules:
                         f"{self.error_ratio(short)}{{{self.sel}}} > {threshold}",
                         window.duration("for"),
                         window.severity(),
-                        "The verifier is burning its error budget too fast.",
-                        f"{VALUE_PERCENT} of the {JOB} API requests failed with a 5xx over the"
-                        f" last {long}, and more than {percent(factor * self.budget)} over the"
-                        f" last {short}: {num(factor)}x the error rate that the"
-                        f" {percent(self.target)} availability objective allows.",
-                        {"long": long, "short": short},
+                        summary="The verifier is burning its error budget too fast.",
+                        description=(
+                            f"{VALUE_PERCENT} of the {JOB} API requests failed with a 5xx over the"
+                            f" last {long}, and more than {percent(factor * self.budget)} over the"
+                            f" last {short}: {num(factor)}x the error rate that the"
+                            f" {percent(self.target)} availability objective allows."
+                        ),
+                        labels={"long": long, "short": short},
                     ),
                     f"{num(factor)}x burn over {long} and {short}: spends"
-                    f" {percent(round(factor * seconds(long) / seconds('30d'), 4))}"
-                    " of a 30-day error budget.",
+                    f" {percent(round(factor * seconds(long) / seconds(self.period), 4))}"
+                    f" of the {self.period} error budget.",
                 )
             )
         return RuleFile(
             "verifier_availability.rules.yaml",
             "Availability of the CAP Verifier: scrape targets and the availability SLO"
-            f" ({percent(self.target)} of API requests without a 5xx over 30 days).",
+            f" ({percent(self.target)} of API requests without a 5xx over {self.period}).",
             [Group("cap-verifier-availability", down), Group("cap-verifier-slos", burns)],
         )
 
@@ -411,10 +422,14 @@ class Rules:
                                 f" > {num(self.latency_seconds)}",
                                 cfg.duration("for"),
                                 cfg.severity(),
-                                "Verifier API requests are slower than the latency objective.",
-                                f"The {p} latency of the {JOB} API requests over the last"
-                                f" 5 minutes is {VALUE_DURATION}, above the"
-                                f" {human_seconds(self.latency_seconds)} objective.",
+                                summary=(
+                                    "Verifier API requests are slower than the latency objective."
+                                ),
+                                description=(
+                                    f"The {p} latency of the {JOB} API requests over the last"
+                                    f" 5 minutes is {VALUE_DURATION}, above the"
+                                    f" {human_seconds(self.latency_seconds)} objective."
+                                ),
                             )
                         )
                     ],
@@ -458,10 +473,12 @@ class Rules:
                                 f"{self.auth_failures_rate}{{{self.sel}}} > {num(min_rate)}",
                                 failures.duration("for"),
                                 failures.severity(),
-                                "Many verifier requests are refused by authentication.",
-                                f"{VALUE_PERCENT} of the {JOB} API requests over the last"
-                                f" 5 minutes were refused with reason {REASON} (threshold"
-                                f" {percent(ratio)}).",
+                                summary="Many verifier requests are refused by authentication.",
+                                description=(
+                                    f"{VALUE_PERCENT} of the {JOB} API requests over the last"
+                                    f" 5 minutes were refused with reason {REASON} (threshold"
+                                    f" {percent(ratio)})."
+                                ),
                             ),
                             "One refusal reason dominates: a client misconfigured or a key"
                             " rotation gone wrong.",
@@ -478,9 +495,9 @@ class Rules:
                                 f"{refetch_failed(stale_window)}",
                                 stale.duration("for"),
                                 stale.severity(),
-                                "The verifier serves stale signing keys because it cannot"
+                                summary="The verifier serves stale signing keys because it cannot"
                                 " refetch them.",
-                                f"{JOB} verifies tokens with signing keys fetched"
+                                description=f"{JOB} verifies tokens with signing keys fetched"
                                 f" {VALUE_DURATION} ago, beyond the {ttl} cache TTL, and its"
                                 " refetches from the identity provider failed within the last"
                                 f" {stale_window}; tokens are refused once the keys are"
@@ -497,12 +514,13 @@ class Rules:
                                 f"{refetch_failed(expired_window)}",
                                 expired.duration("for"),
                                 expired.severity(),
-                                "The verifier's signing keys have expired: it refuses every"
-                                " token.",
-                                f"A {JOB} process holds signing keys fetched {VALUE_DURATION}"
-                                f" ago, beyond the {max_stale} stale limit, and its refetches"
-                                f" failed within the last {expired_window}: it refuses every"
-                                " authenticated request with 401.",
+                                summary="The verifier's signing keys have expired.",
+                                description=(
+                                    f"A {JOB} process holds signing keys fetched {VALUE_DURATION}"
+                                    f" ago, beyond the {max_stale} stale limit, and its refetches"
+                                    f" failed within the last {expired_window}: it refuses every"
+                                    " authenticated request with 401."
+                                ),
                             ),
                             "Past oauth2.jwks_max_stale no key is served: an outage of every"
                             " authenticated endpoint on the processes concerned.",
@@ -513,13 +531,14 @@ class Rules:
                                 f"min by (job) ({age}) < 0",
                                 never_for,
                                 never.severity(),
-                                "A verifier process has never loaded the signing keys.",
-                                f"A {JOB} process has not fetched the identity provider's"
-                                f" signing keys once in {never_for}: it refuses every token"
-                                " and reports not ready (/readyz 503).",
+                                summary="A verifier process has never loaded the signing keys.",
+                                description=(
+                                    f"A {JOB} process has not fetched the identity provider's"
+                                    f" signing keys once in {never_for}: it refuses every token"
+                                    " and reports not ready (/readyz 503)."
+                                ),
                             ),
-                            "cap_verifier_jwks_age_seconds is -1 until the first successful"
-                            " fetch.",
+                            "cap_verifier_jwks_age_seconds is -1 until the first successful fetch.",
                         ),
                     ],
                 ),
@@ -544,10 +563,12 @@ class Rules:
                                 f"{self.cache_hit_ratio}{{{self.sel}}} < {num(ratio)}",
                                 cfg.duration("for"),
                                 cfg.severity(),
-                                "The verifier's policy cache hit ratio is low.",
-                                f"The IR cache of {JOB} answered {VALUE_PERCENT} of the policy"
-                                f" lookups over the last 5 minutes (threshold {percent(ratio)});"
-                                " every miss reads the registry.",
+                                summary="The verifier's policy cache hit ratio is low.",
+                                description=(
+                                    f"The IR cache of {JOB} answered {VALUE_PERCENT} of the"
+                                    " policy lookups over the last 5 minutes (threshold"
+                                    f" {percent(ratio)}); every miss reads the registry."
+                                ),
                             ),
                             "Context for latency and registry load; expected for a while after"
                             " a restart or a cache flush.",
@@ -558,7 +579,9 @@ class Rules:
         )
 
     def runbook_url(self, alert_name: str) -> str:
-        return f"{self.runbook_base_url}/runbooks/alerts/{alert_name}.md"
+        """``.`` as base gives a path relative to the repository root (no host assumed)."""
+        url = f"{self.runbook_base_url}/runbooks/alerts/{alert_name}.md"
+        return url.removeprefix("./")
 
     def add_runbook_links(self, files: list[RuleFile]) -> None:
         """The one place that sets runbook_url: from the alert name."""
