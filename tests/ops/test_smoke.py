@@ -96,8 +96,7 @@ def target_args(url: str, idp: IdPProcess, pki: PKI, secret: str | None = None) 
         f"{idp.issuer}/oauth/token",
         "--client-id",
         idp.client_id,
-        "--client-secret",
-        secret or idp.client_secret,
+        f"--client-secret={secret or idp.client_secret}",  # a secret may start with "-"
         "--ca-cert",
         str(pki.ca_cert),
     ]

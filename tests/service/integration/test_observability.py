@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -71,23 +72,37 @@ def test_histogram_buckets_and_route_templates(
 
 
 @pytest.mark.slow
+def _absent(service: ServiceProcess, bearer_token: str) -> int:
+    with service.client() as client:
+        return client.get("/policy/v2/absent", headers=bearer(bearer_token)).status_code
+
+
 def test_metrics_add_up_across_workers(
     make_service: Callable[..., ServiceProcess], token: Callable[..., str]
 ) -> None:
     service = make_service(server={"workers": 2})
     service.migrate()
     service.start()
-    requests = 40
-    try:
-        for _ in range(requests):  # a new connection each time, so both workers serve
-            with service.client() as client:
-                assert client.get("/policy/v2/absent", headers=bearer(token())).status_code == 404
-        pids = {
+    sent = 0
+
+    def serving_pids() -> set[int]:
+        return {
             line["pid"]
             for line in map(json.loads, service.logs().splitlines())
             if line.get("endpoint") == "/policy/v2/{policy_id}"
         }
-        assert len(pids) == 2, "both workers should have served requests"
+
+    def burst() -> int:
+        """Eight requests on eight connections at once: the workers race to accept them."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(lambda _: _absent(service, token()), range(8)))
+        assert codes == [404] * 8
+        return len(codes)
+
+    try:
+        while len(serving_pids()) < 2 and sent < 800:
+            sent += burst()
+        assert len(serving_pids()) == 2, f"one worker served all {sent} requests"
         for _ in range(4):  # whichever worker answers the scrape sees every request
             with service.client() as client:
                 found = families(client)
@@ -99,7 +114,7 @@ def test_metrics_add_up_across_workers(
                 and s.labels["code"] == "404"
                 and s.labels["result"] == "warn"
             )
-            assert counted == requests
+            assert counted == sent
     finally:
         service.stop()
 

@@ -13,6 +13,7 @@ from support.require import need
 from support.service import ServiceProcess
 from support.tokens import bearer
 
+REPO = Path(__file__).resolve().parents[3]
 DATA_MOUNT = Path("/mnt")
 CONFIG_MOUNT = Path("/srv")
 
@@ -50,6 +51,7 @@ def test_serves_with_a_read_only_root(
         "--dev", "/dev",
         "--proc", "/proc",
         "--bind", str(scratch), "/tmp",
+        "--ro-bind", str(REPO), str(REPO),  # the checkout (and .venv) may live under /tmp
         "--bind", str(data_dir), str(DATA_MOUNT),
         "--ro-bind", str(config_dir), str(CONFIG_MOUNT),
         "--chdir", str(DATA_MOUNT),
