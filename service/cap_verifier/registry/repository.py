@@ -452,9 +452,10 @@ class Registry:
             }
             for record in records
         ]
-        with self._session("record_verification") as session:
-            session.execute(insert(VerificationRow), rows)
-            session.commit()
+        # Core executemany on a plain connection: this runs for every /verify, and the ORM's
+        # bulk machinery costs more than the database here.
+        with _translate("record_verification"), self._engine.begin() as conn:
+            conn.execute(insert(VerificationRow), rows)
 
     def list_verifications(self, limit: int = 100) -> list[AuditRecord]:
         """The newest audit records first, at most ``limit`` (1 … 10000) of them."""
