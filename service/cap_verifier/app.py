@@ -7,7 +7,6 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -34,14 +33,9 @@ UNRATED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$"]
 log = logging.getLogger("cap_verifier")
 
 
-def build_services(
-    settings: Settings,
-    *,
-    registry: Registry | None = None,
-    jwks_transport: httpx.AsyncBaseTransport | None = None,
-) -> Services:
+def build_services(settings: Settings, *, registry: Registry | None = None) -> Services:
     metrics = Metrics(CONTRACT_VERSION)
-    jwks = JWKSCache(settings.oauth2, metrics, transport=jwks_transport)
+    jwks = JWKSCache(settings.oauth2, metrics)
     registry = registry or Registry(settings.registry.url)
     return Services(
         settings=settings,
@@ -76,13 +70,12 @@ def create_app(
     settings: Settings,
     *,
     registry: Registry | None = None,
-    jwks_transport: httpx.AsyncBaseTransport | None = None,
     configure_logs: bool = True,
 ) -> Litestar:
     """The verifier as an ASGI app. ``registry`` lets a caller share an open registry."""
     if configure_logs:
         configure_logging(settings.logging.level)
-    services = build_services(settings, registry=registry, jwks_transport=jwks_transport)
+    services = build_services(settings, registry=registry)
     middleware = []
     if settings.limits.rate_limit is not None:
         rate = settings.limits.rate_limit

@@ -13,12 +13,15 @@ import pytest
 from cap_ops.localenv import supervisor
 from cap_ops.localenv.layout import ALERTS_DIR_ENV, HOST, Layout
 from support.localenv import localenv
+from support.require import need
 
 
 @pytest.fixture
 def down(layout: Layout) -> Iterator[None]:
-    if supervisor.running_pid(layout) is not None:
-        pytest.skip("a local environment is running; these checks need it stopped")
+    need(
+        supervisor.running_pid(layout) is None,
+        "a local environment is running; these checks need it stopped (make down)",
+    )
     yield
     localenv("down")  # whatever happened, nothing stays running
 

@@ -24,8 +24,8 @@ async def require_scope(
     """
     services = services_of(connection.app)
     scope_key = route_handler.opt.get(SCOPE_OPT)
-    if scope_key is None:
-        return
+    if scope_key is None:  # fail closed: a guarded route must name its scope
+        raise RuntimeError(f"route {route_handler} is guarded but names no scope")
     if scope_key == "metrics" and not services.settings.metrics.require_auth:
         return
     required: str = getattr(services.settings.oauth2.scopes, scope_key)

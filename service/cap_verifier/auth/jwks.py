@@ -58,12 +58,10 @@ class JWKSCache:
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.monotonic,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
-        self._transport = transport
         self._keys: dict[str, RSAKey] = {}
         self._fetched_at: float | None = None  # clock() of the last good fetch
         self._last_attempt: float | None = None
@@ -79,7 +77,6 @@ class JWKSCache:
             self._client = httpx.AsyncClient(
                 verify=verify,
                 timeout=self._settings.jwks_timeout,
-                transport=self._transport,
                 follow_redirects=False,
             )
         return self._client
