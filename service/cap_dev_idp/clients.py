@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from cap_dev_idp.logs import get_logger
+from cap_dev_idp.reloading import Reloading
 from cap_dev_idp.settings import ConfigError
 
 GRANT_TYPE = "client_credentials"
@@ -161,48 +161,24 @@ def load_clients(path: Path) -> dict[str, Client]:
     return parse_clients(data, path)
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 class ClientStore:
     """The clients of a running server, reloaded when the file changes or on request."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._stamp = _stamp(path)
-        self._clients = load_clients(path)
+        self._clients = Reloading(path, lambda: load_clients(path), "clients file")
 
     def get(self, client_id: str) -> Client | None:
         """authlib's ``query_client``."""
-        self.refresh()
-        return self._clients.get(client_id)
+        return self._clients.current().get(client_id)
 
     def scopes(self) -> list[str]:
         """Every scope some client may receive, sorted."""
-        self.refresh()
-        return sorted({scope for c in self._clients.values() for scope in c.scopes})
+        return sorted({scope for c in self._clients.current().values() for scope in c.scopes})
 
     def refresh(self, force: bool = False) -> None:
         """Reload if the file changed; on a bad file keep the last good clients."""
-        stamp = _stamp(self._path)
-        if stamp == self._stamp and not force:
-            return
-        with self._lock:
-            if stamp == self._stamp and not force:
-                return
-            self._stamp = stamp
-            try:
-                self._clients = load_clients(self._path)
-            except ConfigError as exc:
-                _log.error("clients file not reloaded, keeping the last good one: %s", exc)
-                return
-            _log.info("clients file reloaded", extra={"clients": len(self._clients)})
+        if self._clients.refresh(force):
+            _log.info("clients file reloaded", extra={"clients": len(self._clients.current())})
 
 
 @contextmanager

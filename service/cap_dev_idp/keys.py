@@ -17,7 +17,6 @@ import fcntl
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from cap_dev_idp.logs import get_logger
+from cap_dev_idp.reloading import Reloading
 from cap_dev_idp.settings import ConfigError
 
 ALGORITHM = "RS256"
@@ -177,46 +177,25 @@ def rotate_key(keys_dir: Path) -> tuple[KeyRing, str | None]:
     return load_keys(keys_dir), dropped
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 class KeyStore:
     """The key ring of a running server, reloaded when the manifest changes."""
 
     def __init__(self, keys_dir: Path) -> None:
-        self._dir = keys_dir
-        self._lock = threading.Lock()
-        self._ring = ensure_keys(keys_dir)
-        self._stamp = _stamp(keys_dir / MANIFEST)
+        ensure_keys(keys_dir)
+        self._ring = Reloading(keys_dir / MANIFEST, lambda: load_keys(keys_dir), "keys")
 
     def ring(self) -> KeyRing:
         """The current ring, after a reload if the directory changed."""
-        self.refresh()
-        return self._ring
+        return self._ring.current()
 
     def refresh(self, force: bool = False) -> None:
         """Reload if the manifest changed; on a broken directory keep the last good ring."""
-        stamp = _stamp(self._dir / MANIFEST)
-        if stamp == self._stamp and not force:
-            return
-        with self._lock:
-            if stamp == self._stamp and not force:
-                return
-            self._stamp = stamp
-            try:
-                self._ring = load_keys(self._dir)
-            except ConfigError as exc:
-                _log.error("keys not reloaded, keeping the last good ones: %s", exc)
-                return
+        if self._ring.refresh(force):
+            ring = self._ring.current()
             _log.info(
                 "signing keys reloaded",
                 extra={
-                    "kid": self._ring.current.kid,
-                    "previous": self._ring.previous.kid if self._ring.previous else None,
+                    "kid": ring.current.kid,
+                    "previous": ring.previous.kid if ring.previous else None,
                 },
             )
