@@ -24,8 +24,10 @@ async def require_scope(
     """
     services = services_of(connection.app)
     scope_key = route_handler.opt.get(SCOPE_OPT)
-    if scope_key is None:  # fail closed: a guarded route must name its scope
-        raise RuntimeError(f"route {route_handler} is guarded but names no scope")
+    if scope_key is None:
+        if connection.scope.get("method") == "OPTIONS":
+            return  # Litestar's generated OPTIONS handler: it only lists the allowed methods
+        raise RuntimeError(f"route {route_handler} is guarded but names no scope")  # fail closed
     if scope_key == "metrics" and not services.settings.metrics.require_auth:
         return
     required: str = getattr(services.settings.oauth2.scopes, scope_key)

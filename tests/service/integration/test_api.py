@@ -413,3 +413,10 @@ def test_503_registry_unreachable(
         assert_problem(request, 503)
     finally:
         service.stop()
+
+
+def test_options_lists_methods_without_a_token(verifier: ServiceProcess) -> None:
+    with verifier.client() as client:
+        response = client.options("/verify")
+    assert response.status_code in (200, 204)
+    assert "POST" in response.headers["allow"]
