@@ -10,7 +10,7 @@ SYNCED := $(VENV)/.synced
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck test test-fast bench up down status smoke clean
+.PHONY: help venv fmt generate check lint typecheck test test-fast bench up down status smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,14 @@ $(SYNCED): uv.lock pyproject.toml | $(UV)
 	@touch $@
 
 venv: $(SYNCED) ## create .venv from uv.lock
+
+fmt: $(SYNCED) ## format the Python sources
+	$(BIN)/ruff format service tools tests bench alerts
+
+generate: $(SYNCED) ## regenerate the rule files from alerts/config.yaml
+	$(BIN)/python alerts/generate.py
+
+check: fmt generate lint test ## everything, in order: format, generate, lint, test
 
 lint: $(SYNCED) ## ruff (lint + format check)
 	$(BIN)/ruff check service tools tests bench alerts
