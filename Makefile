@@ -10,7 +10,7 @@ SYNCED := $(VENV)/.synced
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv fmt generate check lint typecheck test test-fast bench up down status smoke clean
+.PHONY: help venv fmt generate render check lint typecheck test test-fast bench up down status smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,20 +26,24 @@ $(SYNCED): uv.lock pyproject.toml | $(UV)
 venv: $(SYNCED) ## create .venv from uv.lock
 
 fmt: $(SYNCED) ## format the Python sources
-	$(BIN)/ruff format service tools tests bench alerts
+	$(BIN)/ruff format service tools tests bench alerts infra
 
 generate: $(SYNCED) ## regenerate the rule files from alerts/config.yaml
 	$(BIN)/python alerts/generate.py
 
-check: fmt generate lint test ## everything, in order: format, generate, lint, test
+render: $(SYNCED) ## write deploy/<env>/ from the Kubernetes model (deterministic)
+	$(BIN)/python -m infra.render
+
+check: fmt generate render lint test ## everything, in order: format, generate, lint, test
 
 lint: $(SYNCED) ## ruff (lint + format check)
-	$(BIN)/ruff check service tools tests bench alerts
-	$(BIN)/ruff format --check service tools tests bench alerts
+	$(BIN)/ruff check service tools tests bench alerts infra
+	$(BIN)/ruff format --check service tools tests bench alerts infra
 
 typecheck: $(SYNCED) ## mypy --strict on the packages and the rule generator
 	$(BIN)/mypy
 	$(BIN)/mypy --strict alerts/generate.py
+	$(BIN)/mypy --strict infra
 
 test: lint typecheck ## the whole suite: lint, types, pytest
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,0 +1,1 @@
+"""CAP Verifier on Kubernetes: one typed config, one model, several outputs."""

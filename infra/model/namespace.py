@@ -1,0 +1,78 @@
+"""Namespace (Pod Security "restricted"), ResourceQuota and LimitRange."""
+
+from __future__ import annotations
+
+import re
+
+from infra.config import EnvConfig
+from infra.model.common import APP, Manifest, labels, metadata
+
+POD_SECURITY_LEVEL = "restricted"
+ROLLOUT_SURGE_PODS = 1
+
+
+def _scale(quantity: str, factor: int) -> str:
+    """Multiply a CPU/memory quantity such as ``500m`` or ``512Mi`` by ``factor``."""
+    match = re.fullmatch(r"([0-9]+)([A-Za-z]*)", quantity)
+    if match is None:
+        raise ValueError(f"not an integer quantity: {quantity!r}")
+    digits, suffix = match.groups()
+    return f"{int(digits) * factor}{suffix}"
+
+
+def max_pods(cfg: EnvConfig) -> int:
+    top = cfg.hpa_max_replicas if cfg.hpa_enabled else cfg.replicas
+    return top + ROLLOUT_SURGE_PODS
+
+
+def namespace(cfg: EnvConfig) -> Manifest:
+    ns_labels = {
+        **labels(cfg),
+        "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
+        "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,
+        "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": cfg.namespace, "labels": ns_labels},
+    }
+
+
+def resource_quota(cfg: EnvConfig) -> Manifest:
+    pods = max_pods(cfg)
+    hard = {
+        "pods": str(pods),
+        "requests.cpu": _scale(cfg.cpu_request, pods),
+        "requests.memory": _scale(cfg.memory_request, pods),
+        "limits.cpu": _scale(cfg.cpu_limit, pods),
+        "limits.memory": _scale(cfg.memory_limit, pods),
+        "persistentvolumeclaims": "1" if cfg.registry_kind == "sqlite" else "0",
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": metadata(cfg, APP),
+        "spec": {"hard": hard},
+    }
+
+
+def limit_range(cfg: EnvConfig) -> Manifest:
+    container = {
+        "type": "Container",
+        "default": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
+        "defaultRequest": {"cpu": cfg.cpu_request, "memory": cfg.memory_request},
+        "max": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": metadata(cfg, APP),
+        "spec": {"limits": [container]},
+    }
+
+
+def objects(cfg: EnvConfig) -> list[Manifest]:
+    return [namespace(cfg), resource_quota(cfg), limit_range(cfg)]

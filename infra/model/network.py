@@ -1,0 +1,79 @@
+"""NetworkPolicies: deny all, then open exactly what the verifier needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.config import EnvConfig
+from infra.model.common import APP, PORT, Manifest, metadata, selector_labels
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _ns(name: str) -> dict[str, Any]:
+    return {"matchLabels": {NAMESPACE_NAME_LABEL: name}}
+
+
+def _policy(cfg: EnvConfig, name: str, types: list[str], **rules: Any) -> Manifest:
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": selector_labels(cfg)}}
+    spec["policyTypes"] = types
+    spec.update(rules)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(cfg, name),
+        "spec": spec,
+    }
+
+
+def default_deny(cfg: EnvConfig) -> Manifest:
+    policy = _policy(cfg, "default-deny", ["Ingress", "Egress"])
+    policy["spec"]["podSelector"] = {}
+    return policy
+
+
+def ingress(cfg: EnvConfig) -> Manifest:
+    port = [{"protocol": "TCP", "port": PORT}]
+    return _policy(
+        cfg,
+        f"{APP}-ingress",
+        ["Ingress"],
+        ingress=[
+            {"from": [{"namespaceSelector": _ns(cfg.gateway_namespace)}], "ports": port},
+            {"from": [{"namespaceSelector": _ns(cfg.prometheus_namespace)}], "ports": port},
+        ],
+    )
+
+
+def egress(cfg: EnvConfig) -> Manifest:
+    dns_peer = {
+        "namespaceSelector": _ns(cfg.dns_namespace),
+        "podSelector": {"matchLabels": dict(cfg.dns_pod_labels)},
+    }
+    rules: list[dict[str, Any]] = [
+        {
+            "to": [dns_peer],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {
+            "to": [{"ipBlock": {"cidr": cfg.idp_jwks_cidr}}],
+            "ports": [{"protocol": "TCP", "port": cfg.idp_jwks_port}],
+        },
+    ]
+    if cfg.registry_kind == "postgresql":
+        rules.append(
+            {
+                "to": [
+                    {
+                        "namespaceSelector": _ns(cfg.postgresql_namespace),
+                        "podSelector": {"matchLabels": dict(cfg.postgresql_pod_labels)},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": cfg.postgresql_port}],
+            }
+        )
+    return _policy(cfg, f"{APP}-egress", ["Egress"], egress=rules)
+
+
+def objects(cfg: EnvConfig) -> list[Manifest]:
+    return [default_deny(cfg), ingress(cfg), egress(cfg)]

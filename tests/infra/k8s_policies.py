@@ -1,0 +1,517 @@
+"""Policy checks over plain manifests. Each returns a list of violations (empty: compliant)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from infra.config import EnvConfig
+from ruamel.yaml import YAML
+
+Objs = list[dict[str, Any]]
+
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+SECRET_WORDS = ("password", "secret", "token", "private", "BEGIN ", "client_secret")
+
+
+def one(objs: Objs, kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objs if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def find(objs: Objs, kind: str) -> Objs:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def pod_spec(objs: Objs) -> dict[str, Any]:
+    spec: dict[str, Any] = one(objs, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def service_config(objs: Objs) -> dict[str, Any]:
+    data = one(objs, "ConfigMap", "cap-verifier-config")["data"]["config.yaml"]
+    loaded: dict[str, Any] = YAML(typ="safe", pure=True).load(data)
+    return loaded
+
+
+def pod_security_restricted(spec: dict[str, Any]) -> list[str]:
+    """Pod Security Standards "restricted" (and baseline), field by field."""
+    errors: list[str] = []
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(field):
+            errors.append(f"{field} must be unset or false")
+    pod_sc = spec.get("securityContext", {})
+    containers = [
+        *spec.get("initContainers", []),
+        *spec.get("containers", []),
+        *spec.get("ephemeralContainers", []),
+    ]
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            errors.append(f"volume {volume['name']}: type {sorted(kinds)} not allowed")
+    for sysctl in pod_sc.get("sysctls", []):
+        errors.append(f"sysctl {sysctl.get('name')} not allowed")
+    for c in containers:
+        sc = c.get("securityContext", {})
+        name = c["name"]
+
+        def eff(key: str, sc: dict[str, Any] = sc) -> Any:
+            return sc.get(key, pod_sc.get(key))
+
+        if eff("runAsNonRoot") is not True:
+            errors.append(f"{name}: runAsNonRoot must be true")
+        if eff("runAsUser") == 0:
+            errors.append(f"{name}: runAsUser must not be 0")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            errors.append(f"{name}: allowPrivilegeEscalation must be false")
+        if sc.get("privileged"):
+            errors.append(f"{name}: privileged not allowed")
+        caps = sc.get("capabilities", {})
+        if "ALL" not in caps.get("drop", []):
+            errors.append(f"{name}: capabilities must drop ALL")
+        if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+            errors.append(f"{name}: only NET_BIND_SERVICE may be added")
+        seccomp = eff("seccompProfile") or {}
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            errors.append(f"{name}: seccompProfile must be RuntimeDefault or Localhost")
+        if sc.get("procMount", "Default") != "Default":
+            errors.append(f"{name}: procMount must be Default")
+        if (eff("seLinuxOptions") or {}).get("type") not in (
+            None,
+            "",
+            "container_t",
+            "container_init_t",
+            "container_kvm_t",
+            "container_engine_t",
+        ):
+            errors.append(f"{name}: seLinuxOptions.type not allowed")
+        if any(p.get("hostPort") for p in c.get("ports", [])):
+            errors.append(f"{name}: hostPort not allowed")
+    return errors
+
+
+# --- ORR 1.1 -------------------------------------------------------------------------------------
+
+
+def orr_1_1_03_anti_affinity(objs: Objs, cfg: EnvConfig) -> list[str]:
+    spec = pod_spec(objs)
+    errors = []
+    keys = {t["topologyKey"] for t in spec.get("topologySpreadConstraints", [])}
+    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone"):
+        if key not in keys:
+            errors.append(f"no topologySpreadConstraint on {key}")
+    anti = spec.get("affinity", {}).get("podAntiAffinity", {})
+    terms = [
+        t.get("podAffinityTerm", t)
+        for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+        + anti.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    ]
+    if not any(t["topologyKey"] == "kubernetes.io/hostname" for t in terms):
+        errors.append("no podAntiAffinity on kubernetes.io/hostname")
+    return errors
+
+
+def orr_1_1_04_k8s_version(objs: Objs, cfg: EnvConfig) -> list[str]:
+    minor = int(cfg.k8s_version_oldest.split(".")[1])
+    return [] if minor >= 24 else [f"oldest supported version {cfg.k8s_version_oldest} < 1.24"]
+
+
+def orr_1_1_05_namespace(objs: Objs, cfg: EnvConfig) -> list[str]:
+    errors = []
+    if one(objs, "Namespace")["metadata"]["name"] != "cap-verifier":
+        errors.append("namespace is not cap-verifier")
+    for o in objs:
+        if o["kind"] != "Namespace" and o["metadata"].get("namespace") != "cap-verifier":
+            errors.append(f"{o['kind']}/{o['metadata']['name']} not in cap-verifier")
+    return errors
+
+
+def _qty(value: str) -> float:
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "": 1}
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", value)
+    assert match is not None, value
+    return float(match.group(1)) * units[match.group(2)]
+
+
+def orr_1_1_06_resource_quota(objs: Objs, cfg: EnvConfig) -> list[str]:
+    quotas = find(objs, "ResourceQuota")
+    if not quotas:
+        return ["no ResourceQuota"]
+    hard = quotas[0]["spec"]["hard"]
+    errors = [
+        f"quota lacks {k}"
+        for k in ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+        if k not in hard
+    ]
+    if errors:
+        return errors
+    container = pod_spec(objs)["containers"][0]["resources"]
+    top = cfg.hpa_max_replicas if cfg.hpa_enabled else cfg.replicas
+    for kind in ("requests", "limits"):
+        for res in ("cpu", "memory"):
+            need = _qty(container[kind][res]) * top
+            if _qty(hard[f"{kind}.{res}"]) < need:
+                errors.append(f"quota {kind}.{res} below {top} pods")
+    return errors
+
+
+def orr_1_1_07_limit_range(objs: Objs, cfg: EnvConfig) -> list[str]:
+    ranges = find(objs, "LimitRange")
+    if not ranges:
+        return ["no LimitRange"]
+    limits = {item["type"]: item for item in ranges[0]["spec"]["limits"]}
+    container = limits.get("Container")
+    if container is None or not {"max", "default", "defaultRequest"} <= set(container):
+        return ["LimitRange lacks Container max/default/defaultRequest"]
+    return []
+
+
+def orr_1_1_08_registry_volume(objs: Objs, cfg: EnvConfig) -> list[str]:
+    if cfg.registry_kind != "sqlite":
+        return []
+    pvcs = find(objs, "PersistentVolumeClaim")
+    data = [v for v in pod_spec(objs)["volumes"] if v["name"] == "data"]
+    if not pvcs or not data or "persistentVolumeClaim" not in data[0]:
+        return ["sqlite registry without a PVC mounted at /data"]
+    if data[0]["persistentVolumeClaim"]["claimName"] != pvcs[0]["metadata"]["name"]:
+        return ["data volume does not use the registry PVC"]
+    return []
+
+
+# --- ORR 1.2 -------------------------------------------------------------------------------------
+
+
+def orr_1_2_08_backend_service(objs: Objs, cfg: EnvConfig) -> list[str]:
+    svc = one(objs, "Service")
+    ports = {p["port"]: p for p in svc["spec"]["ports"]}
+    container_ports = {
+        p["name"]: p["containerPort"] for p in pod_spec(objs)["containers"][0]["ports"]
+    }
+    if 8080 not in ports:
+        return ["Service has no port 8080"]
+    if container_ports.get(ports[8080]["targetPort"]) != 8080:
+        return ["Service port 8080 does not reach container port 8080"]
+    selector = svc["spec"]["selector"]
+    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    if not selector.items() <= pod_labels.items():
+        return ["Service selector does not match the pods"]
+    return []
+
+
+def orr_1_2_09_health_paths(objs: Objs, cfg: EnvConfig) -> list[str]:
+    c = pod_spec(objs)["containers"][0]
+    errors = []
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        if c.get(probe, {}).get("httpGet", {}).get("path") != path:
+            errors.append(f"{probe} is not GET {path}")
+    return errors
+
+
+# --- ORR 1.3 -------------------------------------------------------------------------------------
+
+
+def _hpa(objs: Objs) -> dict[str, Any] | None:
+    hpas = find(objs, "HorizontalPodAutoscaler")
+    return hpas[0]["spec"] if hpas else None
+
+
+def orr_1_3_02_hpa_deployed(objs: Objs, cfg: EnvConfig) -> list[str]:
+    spec = _hpa(objs)
+    if spec is None:
+        return ["no HorizontalPodAutoscaler"]
+    ref = spec["scaleTargetRef"]
+    if (ref["kind"], ref["name"]) != ("Deployment", one(objs, "Deployment")["metadata"]["name"]):
+        return ["HPA does not target the cap-verifier Deployment"]
+    if "replicas" in one(objs, "Deployment")["spec"]:
+        return ["Deployment sets replicas, fighting the HPA"]
+    return []
+
+
+def _hpa_field(objs: Objs, path: tuple[str, ...], expected: Any) -> list[str]:
+    spec = _hpa(objs)
+    if spec is None:
+        return ["no HorizontalPodAutoscaler"]
+    value: Any = spec
+    for key in path:
+        value = value[key]
+    return [] if value == expected else [f"HPA {'.'.join(path)} is {value}, expected {expected}"]
+
+
+def orr_1_3_03_hpa_min_replicas(objs: Objs, cfg: EnvConfig) -> list[str]:
+    return _hpa_field(objs, ("minReplicas",), 3)
+
+
+def orr_1_3_04_hpa_max_replicas(objs: Objs, cfg: EnvConfig) -> list[str]:
+    return _hpa_field(objs, ("maxReplicas",), 20)
+
+
+def _metric_target(objs: Objs, resource: str) -> Any:
+    spec = _hpa(objs) or {"metrics": []}
+    for m in spec["metrics"]:
+        if m["type"] == "Resource" and m["resource"]["name"] == resource:
+            target = m["resource"]["target"]
+            return target.get("averageUtilization") if target["type"] == "Utilization" else None
+    return None
+
+
+def orr_1_3_05_hpa_cpu_target(objs: Objs, cfg: EnvConfig) -> list[str]:
+    value = _metric_target(objs, "cpu")
+    return [] if value == 60 else [f"CPU target is {value}, expected 60"]
+
+
+def orr_1_3_06_hpa_memory_target(objs: Objs, cfg: EnvConfig) -> list[str]:
+    value = _metric_target(objs, "memory")
+    return [] if value == 70 else [f"memory target is {value}, expected 70"]
+
+
+def orr_1_3_07_scale_up(objs: Objs, cfg: EnvConfig) -> list[str]:
+    spec = _hpa(objs)
+    if spec is None:
+        return ["no HorizontalPodAutoscaler"]
+    policies = spec["behavior"]["scaleUp"]["policies"]
+    # With selectPolicy Max the fastest policy wins: every policy must allow at most 5 / 60 s.
+    if policies != [{"type": "Pods", "value": 5, "periodSeconds": 60}]:
+        return [f"scaleUp policies {policies}, expected 5 Pods per 60 s"]
+    return []
+
+
+def orr_1_3_08_scale_down(objs: Objs, cfg: EnvConfig) -> list[str]:
+    spec = _hpa(objs)
+    if spec is None:
+        return ["no HorizontalPodAutoscaler"]
+    policies = spec["behavior"]["scaleDown"]["policies"]
+    if policies != [{"type": "Pods", "value": 1, "periodSeconds": 300}]:
+        return [f"scaleDown policies {policies}, expected 1 Pod per 300 s"]
+    return []
+
+
+def orr_1_3_09_stabilization(objs: Objs, cfg: EnvConfig) -> list[str]:
+    return _hpa_field(objs, ("behavior", "scaleDown", "stabilizationWindowSeconds"), 300)
+
+
+# --- ORR 1.4 -------------------------------------------------------------------------------------
+
+
+def _ns_of(peer: dict[str, Any]) -> str | None:
+    labels = peer.get("namespaceSelector", {}).get("matchLabels", {})
+    name = labels.get("kubernetes.io/metadata.name")
+    return name if isinstance(name, str) else None
+
+
+def _policies(objs: Objs, policy_type: str) -> Objs:
+    return [o for o in find(objs, "NetworkPolicy") if policy_type in o["spec"]["policyTypes"]]
+
+
+def orr_1_4_01_ingress_only_from_gateway(objs: Objs, cfg: EnvConfig) -> list[str]:
+    allowed = {cfg.gateway_namespace, cfg.prometheus_namespace}
+    errors = []
+    rules = [r for p in _policies(objs, "Ingress") for r in p["spec"].get("ingress", [])]
+    if not any(_ns_of(peer) == cfg.gateway_namespace for r in rules for peer in r.get("from", [])):
+        errors.append("no ingress rule from the gateway namespace")
+    for r in rules:
+        peers = r.get("from")
+        if not peers:
+            errors.append("ingress rule open to every source")
+        for peer in peers or []:
+            if _ns_of(peer) not in allowed or "ipBlock" in peer:
+                errors.append(f"ingress from {peer} is neither gateway nor Prometheus")
+        if [p.get("port") for p in r.get("ports", [])] != [8080]:
+            errors.append(f"ingress rule ports {r.get('ports')}, expected only 8080")
+    return errors
+
+
+def orr_1_4_02_egress(objs: Objs, cfg: EnvConfig) -> list[str]:
+    errors = []
+    rules = [r for p in _policies(objs, "Egress") for r in p["spec"].get("egress", [])]
+    dns_ok = idp_ok = pg_ok = False
+    for r in rules:
+        ports = {(p.get("protocol", "TCP"), p.get("port")) for p in r.get("ports", [])}
+        for peer in r.get("to") or [{}]:
+            pods = peer.get("podSelector", {}).get("matchLabels")
+            if _ns_of(peer) == cfg.dns_namespace and pods == dict(cfg.dns_pod_labels):
+                dns_ok = ports == {("UDP", 53), ("TCP", 53)}
+            elif peer.get("ipBlock", {}).get("cidr") == cfg.idp_jwks_cidr:
+                idp_ok = ports == {("TCP", cfg.idp_jwks_port)}
+            elif (
+                cfg.registry_kind == "postgresql"
+                and _ns_of(peer) == cfg.postgresql_namespace
+                and pods == dict(cfg.postgresql_pod_labels)
+            ):
+                pg_ok = ports == {("TCP", cfg.postgresql_port)}
+            else:
+                errors.append(f"egress to {peer or 'anywhere'} is not allowed")
+    if not dns_ok:
+        errors.append("no egress to kube-dns (namespace and pod selector) on 53 UDP/TCP")
+    if not idp_ok:
+        errors.append("no egress to the IdP JWKS")
+    if cfg.registry_kind == "postgresql" and not pg_ok:
+        errors.append("no egress to PostgreSQL")
+    return errors
+
+
+def orr_1_4_03_default_deny(objs: Objs, cfg: EnvConfig) -> list[str]:
+    for p in find(objs, "NetworkPolicy"):
+        spec = p["spec"]
+        if (
+            spec["podSelector"] == {}
+            and set(spec.get("policyTypes", [])) == {"Ingress", "Egress"}
+            and not spec.get("ingress")
+            and not spec.get("egress")
+        ):
+            return []
+    return ["no default-deny NetworkPolicy for ingress and egress"]
+
+
+def orr_1_4_04_no_pod_to_pod(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """Static half of the line: nothing admits traffic from pods of the own namespace."""
+    errors = orr_1_4_03_default_deny(objs, cfg)
+    for p in _policies(objs, "Ingress"):
+        for rule in p["spec"].get("ingress", []):
+            for peer in rule.get("from") or [{}]:
+                if "namespaceSelector" not in peer or _ns_of(peer) in (None, cfg.namespace):
+                    errors.append(
+                        f"{p['metadata']['name']}: ingress from {peer} reaches pod-to-pod"
+                    )
+    return errors
+
+
+def orr_1_4_05_jwks_reachable(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """Static half of the line: DNS and the JWKS host's port are open for egress."""
+    url = service_config(objs)["oauth2"]["jwks_url"]
+    authority = url.split("//", 1)[1].split("/", 1)[0]
+    port = int(authority.rsplit(":", 1)[1]) if ":" in authority else 443
+    errors = []
+    if port != cfg.idp_jwks_port:
+        errors.append(f"jwks_url port {port} is not the egress port {cfg.idp_jwks_port}")
+    errors += [e for e in orr_1_4_02_egress(objs, cfg) if "DNS" in e or "JWKS" in e]
+    return errors
+
+
+# --- ORR 1.5 / 1.6 -------------------------------------------------------------------------------
+
+
+def _container_sc(objs: Objs, key: str) -> Any:
+    spec = pod_spec(objs)
+    sc = spec["containers"][0].get("securityContext", {})
+    return sc.get(key, spec.get("securityContext", {}).get(key))
+
+
+def _sc_is(objs: Objs, key: str, expected: Any) -> list[str]:
+    value = _container_sc(objs, key)
+    return [] if value == expected else [f"securityContext.{key} is {value}, expected {expected}"]
+
+
+def orr_1_5_01_run_as_non_root(objs: Objs, cfg: EnvConfig) -> list[str]:
+    return _sc_is(objs, "runAsNonRoot", True)
+
+
+def orr_1_5_02_run_as_user(objs: Objs, cfg: EnvConfig) -> list[str]:
+    return _sc_is(objs, "runAsUser", 1000)
+
+
+def orr_1_5_03_read_only_root(objs: Objs, cfg: EnvConfig) -> list[str]:
+    return _sc_is(objs, "readOnlyRootFilesystem", True)
+
+
+def orr_1_5_04_no_privilege_escalation(objs: Objs, cfg: EnvConfig) -> list[str]:
+    return _sc_is(objs, "allowPrivilegeEscalation", False)
+
+
+def orr_1_5_05_drop_all(objs: Objs, cfg: EnvConfig) -> list[str]:
+    caps = _container_sc(objs, "capabilities") or {}
+    return [] if caps.get("drop") == ["ALL"] else [f"capabilities.drop is {caps.get('drop')}"]
+
+
+def _pdb(objs: Objs) -> dict[str, Any] | None:
+    pdbs = find(objs, "PodDisruptionBudget")
+    return pdbs[0]["spec"] if pdbs else None
+
+
+def orr_1_5_06_pdb(objs: Objs, cfg: EnvConfig) -> list[str]:
+    spec = _pdb(objs)
+    if spec is None:
+        return ["no PodDisruptionBudget"]
+    return [] if spec.get("minAvailable") == 2 else [f"minAvailable is {spec.get('minAvailable')}"]
+
+
+def orr_1_5_07_drain_safe(objs: Objs, cfg: EnvConfig) -> list[str]:
+    spec = _pdb(objs)
+    hpa = _hpa(objs)
+    if spec is None or hpa is None:
+        return ["needs both a PodDisruptionBudget and an HPA"]
+    errors = []
+    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    if not spec["selector"]["matchLabels"].items() <= pod_labels.items():
+        errors.append("PDB selector does not match the pods")
+    if not 0 < spec["minAvailable"] < hpa["minReplicas"]:
+        errors.append("PDB minAvailable must be below the HPA minimum, or drains block")
+    strategy = one(objs, "Deployment")["spec"]["strategy"]
+    if strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
+        errors.append("rolling update may take pods down before new ones are ready")
+    return errors
+
+
+def orr_1_6_01_requests(objs: Objs, cfg: EnvConfig) -> list[str]:
+    value = pod_spec(objs)["containers"][0]["resources"].get("requests")
+    expected = {"cpu": "500m", "memory": "512Mi"}
+    return [] if value == expected else [f"requests {value}, expected {expected}"]
+
+
+def orr_1_6_02_limits(objs: Objs, cfg: EnvConfig) -> list[str]:
+    value = pod_spec(objs)["containers"][0]["resources"].get("limits")
+    expected = {"cpu": "2000m", "memory": "1Gi"}
+    return [] if value == expected else [f"limits {value}, expected {expected}"]
+
+
+# --- ORR 2.2 / 2.3 -------------------------------------------------------------------------------
+
+
+def orr_2_2_05_mtls_per_env(objs: Objs, cfg: EnvConfig) -> list[str]:
+    tls = service_config(objs)["tls"]
+    errors = []
+    if tls.get("require_mtls") is not cfg.require_mtls:
+        errors.append(f"require_mtls is {tls.get('require_mtls')}, config says {cfg.require_mtls}")
+    if tls.get("enabled") is not False:
+        errors.append("TLS ends at the gateway: tls.enabled must be false in the pod")
+    if tls.get("require_mtls") and tls.get("trusted_proxies") != [cfg.gateway_cidr]:
+        errors.append("mTLS needs the gateway CIDR as the only trusted proxy")
+    return errors
+
+
+def orr_2_2_07_allowed_client_sans(objs: Objs, cfg: EnvConfig) -> list[str]:
+    tls = service_config(objs)["tls"]
+    if tls.get("require_mtls") and not tls.get("allowed_client_sans"):
+        return ["mTLS on without allowed_client_sans"]
+    return []
+
+
+def orr_2_3_07_no_secrets_in_configmaps(objs: Objs, cfg: EnvConfig) -> list[str]:
+    errors = []
+    for cm in find(objs, "ConfigMap"):
+        for key, text in cm.get("data", {}).items():
+            lowered = text.lower()
+            for word in SECRET_WORDS:
+                if word.lower() in lowered:
+                    errors.append(f"ConfigMap {cm['metadata']['name']}/{key} mentions {word!r}")
+        url = service_config(objs)["registry"]["url"]
+        authority = url.split("//", 1)[-1].split("/", 1)[0]
+        if ":" in authority.split("@", 1)[0] and "@" in authority:
+            errors.append("registry.url carries a password")
+    for c in pod_spec(objs)["containers"]:
+        for env in c.get("env", []):
+            if any(w in env["name"].lower() for w in ("password", "secret", "token")) and (
+                "value" in env
+            ):
+                errors.append(f"env {env['name']} is a literal, not a secretKeyRef")
+    return errors
