@@ -23,12 +23,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 RegistryKind = Literal["sqlite", "postgresql"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+AcmeEnvironment = Literal["staging", "production"]
+RateLimitUnit = Literal["Second", "Minute", "Hour"]
 
 _QUANTITY = re.compile(r"^[0-9]+(m|Ki|Mi|Gi|Ti)?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _VERSION = re.compile(r"^1\.([0-9]{1,2})$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")
 _HOST = re.compile(r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -78,6 +81,13 @@ class EnvConfig:
     postgresql_pod_labels: tuple[tuple[str, str], ...]
     k8s_version_oldest: str
     k8s_version_newest: str
+    gateway_class_name: str
+    acme_environment: AcmeEnvironment
+    acme_email: str
+    mtls_ca_configmap: str | None
+    rate_limit_requests: int
+    rate_limit_unit: RateLimitUnit
+    request_timeout_seconds: int
 
     @property
     def image(self) -> str:
@@ -286,6 +296,7 @@ def from_values(env: str, values: Mapping[str, Any], source: str) -> EnvConfig:
         postgresql_pod_labels=r.labels("postgresql_pod_labels"),
         k8s_version_oldest=oldest,
         k8s_version_newest=newest,
+        **_edge(r, env, require_mtls),
     )
     unknown = sorted(set(values) - r.used)
     if unknown:
@@ -301,6 +312,35 @@ def _log_level(value: str) -> LogLevel:
         "ERROR": "ERROR",
     }
     return levels[value]
+
+
+def _edge(r: _Reader, env: str, require_mtls: bool) -> dict[str, Any]:
+    """Gateway, certificate and rate-limit keys."""
+    acme = r.choice("acme_environment", ("staging", "production"))
+    wanted_acme = "production" if env == "prod" else "staging"
+    if acme != wanted_acme:
+        raise r.fail("acme_environment", f"expected {wanted_acme} in {env}, got {acme!r}")
+    ca_configmap = r.optional("mtls_ca_configmap", _DNS_LABEL, "a DNS label")
+    if require_mtls and ca_configmap is None:
+        raise r.fail("mtls_ca_configmap", "missing: require_mtls needs the client CA bundle")
+    return {
+        "gateway_class_name": r.string("gateway_class_name", _DNS_LABEL, "a DNS label"),
+        "acme_environment": _acme(acme),
+        "acme_email": r.string("acme_email", _EMAIL, "an email address"),
+        "mtls_ca_configmap": ca_configmap,
+        "rate_limit_requests": r.integer("rate_limit_requests", 1),
+        "rate_limit_unit": _rate_unit(r.choice("rate_limit_unit", ("Second", "Minute", "Hour"))),
+        "request_timeout_seconds": r.integer("request_timeout_seconds", 1, 600),
+    }
+
+
+def _acme(value: str) -> AcmeEnvironment:
+    return "production" if value == "production" else "staging"
+
+
+def _rate_unit(value: str) -> RateLimitUnit:
+    units: dict[str, RateLimitUnit] = {"Second": "Second", "Minute": "Minute", "Hour": "Hour"}
+    return units[value]
 
 
 def load_all(root: Path = REPO_ROOT) -> dict[str, EnvConfig]:

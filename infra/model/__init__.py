@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from infra.config import EnvConfig
-from infra.model import namespace, network, scaling, service, workload
+from infra.model import (
+    certs,
+    gateway,
+    monitoring,
+    namespace,
+    network,
+    scaling,
+    service,
+    workload,
+)
 from infra.model.common import Manifest
 
 __all__ = ["Manifest", "model"]
@@ -17,4 +26,7 @@ def model(cfg: EnvConfig) -> list[Manifest]:
         *workload.objects(cfg),
         *service.objects(cfg),
         *scaling.objects(cfg),
+        *certs.objects(cfg),
+        *gateway.objects(cfg),
+        *monitoring.objects(cfg),
     ]

@@ -20,6 +20,8 @@ RESTRICTED_VOLUME_TYPES = {
     "projected",
     "secret",
 }
+# Kinds without a namespace; every other object must live in cap-verifier.
+CLUSTER_SCOPED = frozenset({"Namespace", "ClusterIssuer"})
 SECRET_WORDS = ("password", "secret", "token", "private", "BEGIN ", "client_secret")
 
 
@@ -132,7 +134,7 @@ def orr_1_1_05_namespace(objs: Objs, cfg: EnvConfig) -> list[str]:
     if one(objs, "Namespace")["metadata"]["name"] != "cap-verifier":
         errors.append("namespace is not cap-verifier")
     for o in objs:
-        if o["kind"] != "Namespace" and o["metadata"].get("namespace") != "cap-verifier":
+        if o["kind"] not in CLUSTER_SCOPED and o["metadata"].get("namespace") != "cap-verifier":
             errors.append(f"{o['kind']}/{o['metadata']['name']} not in cap-verifier")
     return errors
 
@@ -514,4 +516,259 @@ def orr_2_3_07_no_secrets_in_configmaps(objs: Objs, cfg: EnvConfig) -> list[str]
                 "value" in env
             ):
                 errors.append(f"env {env['name']} is a literal, not a secretKeyRef")
+    return errors
+
+
+# --- ORR 1.2 / 2.2 at the gateway (Gateway API, Envoy Gateway, cert-manager) ---------------------
+
+GATEWAY_API = "gateway.networking.k8s.io"
+
+
+def _hours(duration: str) -> float:
+    """A Go duration made of h/m/s parts (cert-manager style) in hours."""
+    parts = re.findall(r"([0-9.]+)(h|m|s)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a duration: {duration!r}")
+    scale = {"h": 1.0, "m": 1 / 60, "s": 1 / 3600}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _https_listener(objs: Objs, cfg: EnvConfig) -> dict[str, Any] | None:
+    gateways = find(objs, "Gateway")
+    if len(gateways) != 1:
+        return None
+    for listener in gateways[0]["spec"]["listeners"]:
+        if (
+            listener.get("protocol") == "HTTPS"
+            and listener.get("port") == 443
+            and listener.get("hostname") == cfg.host
+            and listener.get("tls", {}).get("mode", "Terminate") == "Terminate"
+        ):
+            listener_copy: dict[str, Any] = listener
+            return listener_copy
+    return None
+
+
+def _certificate(objs: Objs, cfg: EnvConfig) -> dict[str, Any] | None:
+    for cert in find(objs, "Certificate"):
+        if cfg.host in cert["spec"].get("dnsNames", []):
+            spec: dict[str, Any] = cert["spec"]
+            return spec
+    return None
+
+
+def orr_1_2_04_certificate_requested(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """A Let's Encrypt Certificate for the host is requested and served by the HTTPS listener.
+
+    Proves the provisioning is configured, not that a certificate has been issued.
+    """
+    cert = _certificate(objs, cfg)
+    if cert is None:
+        return [f"no Certificate for {cfg.host}"]
+    errors = []
+    issuers = {i["metadata"]["name"]: i for i in find(objs, "ClusterIssuer")}
+    issuer = issuers.get(cert["issuerRef"]["name"])
+    if cert["issuerRef"].get("kind") != "ClusterIssuer" or issuer is None:
+        errors.append("Certificate's issuer is not a ClusterIssuer of the model")
+    elif "api.letsencrypt.org/directory" not in issuer["spec"].get("acme", {}).get("server", ""):
+        errors.append("ClusterIssuer is not Let's Encrypt")
+    listener = _https_listener(objs, cfg)
+    refs = [] if listener is None else listener["tls"].get("certificateRefs", [])
+    if not any(
+        r.get("kind", "Secret") == "Secret" and r["name"] == cert["secretName"] for r in refs
+    ):
+        errors.append("the HTTPS listener does not serve the Certificate's secret")
+    return errors
+
+
+def orr_1_2_05_renewal_before_30_days(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """cert-manager renews with more than 30 days left, so a served certificate has > 30 days."""
+    cert = _certificate(objs, cfg)
+    if cert is None:
+        return [f"no Certificate for {cfg.host}"]
+    if "renewBefore" not in cert or "duration" not in cert:
+        return ["Certificate sets no duration and renewBefore"]
+    renew, duration = _hours(cert["renewBefore"]), _hours(cert["duration"])
+    errors = []
+    if renew <= 30 * 24:
+        errors.append(f"renewBefore {cert['renewBefore']} is not more than 30 days")
+    if renew >= duration:
+        errors.append("renewBefore is not shorter than the duration")
+    return errors
+
+
+def orr_1_2_06_auto_renewal(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """cert-manager can renew unattended: ACME HTTP-01 through this Gateway's HTTP listener."""
+    cert = _certificate(objs, cfg)
+    if cert is None:
+        return [f"no Certificate for {cfg.host}"]
+    issuers = {i["metadata"]["name"]: i for i in find(objs, "ClusterIssuer")}
+    issuer = issuers.get(cert["issuerRef"]["name"])
+    if issuer is None:
+        return ["Certificate's ClusterIssuer is not in the model"]
+    gateways = find(objs, "Gateway")
+    http_listeners = {
+        (g["metadata"]["name"], g["metadata"].get("namespace"), listener["name"])
+        for g in gateways
+        for listener in g["spec"]["listeners"]
+        if listener["protocol"] == "HTTP"
+        and listener["port"] == 80
+        and listener.get("hostname") in (None, cfg.host)
+    }
+    for solver in issuer["spec"].get("acme", {}).get("solvers", []):
+        route = solver.get("http01", {}).get("gatewayHTTPRoute", {})
+        for ref in route.get("parentRefs", []):
+            key = (ref["name"], ref.get("namespace"), ref.get("sectionName"))
+            if ref.get("kind", "Gateway") == "Gateway" and key in http_listeners:
+                return []
+    return ["no ACME HTTP-01 solver routed through the Gateway's HTTP listener on port 80"]
+
+
+def _api_route(objs: Objs, cfg: EnvConfig) -> dict[str, Any] | None:
+    """The HTTPRoute attached to the Gateway's HTTPS listener for the host."""
+    listener = _https_listener(objs, cfg)
+    gateways = find(objs, "Gateway")
+    if listener is None or not gateways:
+        return None
+    gateway = gateways[0]["metadata"]["name"]
+    for route in find(objs, "HTTPRoute"):
+        parents = route["spec"].get("parentRefs", [])
+        attached = any(
+            p["name"] == gateway and p.get("sectionName") in (None, listener["name"])
+            for p in parents
+        )
+        if attached and cfg.host in route["spec"].get("hostnames", [cfg.host]):
+            spec: dict[str, Any] = route["spec"]
+            return spec
+    return None
+
+
+def orr_1_2_08_route_backend_service(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """The HTTPS route sends every request to Service cap-verifier port 8080, which exists."""
+    route = _api_route(objs, cfg)
+    if route is None:
+        return ["no HTTPRoute on the Gateway's HTTPS listener"]
+    services = {s["metadata"]["name"]: s for s in find(objs, "Service")}
+    errors = []
+    for rule in route["rules"]:
+        for ref in rule.get("backendRefs", []) or [{}]:
+            name, port = ref.get("name"), ref.get("port")
+            if ref.get("kind", "Service") != "Service" or name != "cap-verifier" or port != 8080:
+                errors.append(f"backend {name}:{port} is not cap-verifier:8080")
+            elif port not in [
+                p["port"] for p in services.get(name, {}).get("spec", {}).get("ports", [])
+            ]:
+                errors.append("Service cap-verifier has no port 8080")
+    return errors
+
+
+def routed(route: dict[str, Any], path: str) -> bool:
+    """Whether any rule of ``route`` (an HTTPRoute spec) may match a request for ``path``."""
+    for rule in route.get("rules", []):
+        matches = rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]
+        for match in matches:
+            p = match.get("path", {"type": "PathPrefix", "value": "/"})
+            kind, value = p.get("type", "PathPrefix"), p.get("value", "/")
+            if kind == "Exact" and value == path:
+                return True
+            if kind == "PathPrefix":
+                prefix = value.rstrip("/")
+                if path == prefix or path.startswith(prefix + "/"):
+                    return True
+            if kind not in ("Exact", "PathPrefix"):
+                return True  # a regular expression: assume it may match
+    return False
+
+
+def orr_1_2_09_health_paths_routed(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """/healthz and /readyz reach the service through the Gateway's HTTPS listener."""
+    route = _api_route(objs, cfg)
+    if route is None:
+        return ["no HTTPRoute on the Gateway's HTTPS listener"]
+    return [f"{path} is not routed" for path in ("/healthz", "/readyz") if not routed(route, path)]
+
+
+def _client_tls(objs: Objs, cfg: EnvConfig) -> dict[str, Any] | None:
+    """The tls block of the ClientTrafficPolicy that covers the Gateway's HTTPS listener."""
+    listener = _https_listener(objs, cfg)
+    gateways = find(objs, "Gateway")
+    if listener is None or not gateways:
+        return None
+    gateway = gateways[0]["metadata"]["name"]
+    for policy in find(objs, "ClientTrafficPolicy"):
+        for ref in policy["spec"].get("targetRefs", []):
+            if (
+                ref.get("group") == GATEWAY_API
+                and ref.get("kind") == "Gateway"
+                and ref.get("name") == gateway
+                and ref.get("sectionName") in (None, listener["name"])
+            ):
+                tls: dict[str, Any] = policy["spec"].get("tls", {})
+                return tls
+    return None
+
+
+def orr_2_2_01_tls13_minimum(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """The HTTPS listener terminates TLS with minimum version 1.3 (Envoy's default is 1.2)."""
+    tls = _client_tls(objs, cfg)
+    if tls is None:
+        return ["no ClientTrafficPolicy on the Gateway's HTTPS listener"]
+    if tls.get("minVersion") != "1.3":
+        return [f"tls.minVersion is {tls.get('minVersion')}, expected 1.3"]
+    return []
+
+
+def orr_2_2_05_gateway_mtls_per_env(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """The gateway asks for client certificates exactly when require_mtls is set."""
+    tls = _client_tls(objs, cfg)
+    if tls is None:
+        return ["no ClientTrafficPolicy on the Gateway's HTTPS listener"]
+    validation = tls.get("clientValidation")
+    on = validation is not None and not validation.get("optional", False)
+    if on is not cfg.require_mtls:
+        return [f"gateway client validation is {on}, require_mtls is {cfg.require_mtls}"]
+    return []
+
+
+def orr_2_2_06_client_ca_bundle(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """With mTLS, the gateway validates clients against the configured CA bundle."""
+    if not cfg.require_mtls:
+        return []
+    tls = _client_tls(objs, cfg) or {}
+    refs = tls.get("clientValidation", {}).get("caCertificateRefs", [])
+    if not any(
+        r.get("kind") in ("ConfigMap", "Secret") and r["name"] == cfg.mtls_ca_configmap
+        for r in refs
+    ):
+        return [f"client validation does not use the CA bundle {cfg.mtls_ca_configmap}"]
+    return []
+
+
+def orr_2_2_07_gateway_client_sans(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """With mTLS, the gateway enforces allowed_client_sans and forwards the verified details."""
+    if not cfg.require_mtls:
+        return []
+    policies = [
+        p
+        for p in find(objs, "ClientTrafficPolicy")
+        if p["spec"].get("tls") is _client_tls(objs, cfg)
+    ]
+    tls = _client_tls(objs, cfg) or {}
+    names = tls.get("clientValidation", {}).get("subjectAltNames", {}).get("dnsNames", [])
+    enforced = {
+        ("Suffix", n["value"]) if n.get("type") == "Suffix" else ("Exact", n["value"])
+        for n in names
+    }
+    errors = []
+    for san in cfg.allowed_client_sans:
+        wanted = ("Suffix", san[1:]) if san.startswith("*.") else ("Exact", san)
+        if wanted not in enforced:
+            errors.append(f"allowed SAN {san} is not enforced at the gateway")
+    if len(enforced) != len(cfg.allowed_client_sans):
+        errors.append("the gateway accepts SANs outside allowed_client_sans")
+    xfcc = (
+        policies[0]["spec"].get("headers", {}).get("xForwardedClientCert", {}) if policies else {}
+    )
+    if xfcc.get("mode") != "SanitizeSet":
+        errors.append("client certificate details are not forwarded (XFCC mode SanitizeSet)")
     return errors

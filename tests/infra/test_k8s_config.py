@@ -77,6 +77,22 @@ def test_stack_project_file() -> None:
         ("prod", {"log_level": "TRACE"}, "cap-verifier-ops:log_level: expected one of"),
         ("prod", {"dns_pod_labels": {}}, "cap-verifier-ops:dns_pod_labels:"),
         ("prod", {"replica": 3}, "cap-verifier-ops:replica: unknown key"),
+        (
+            "prod",
+            {"acme_environment": "staging"},
+            "cap-verifier-ops:acme_environment: expected production in prod",
+        ),
+        (
+            "dev",
+            {"acme_environment": "production"},
+            "cap-verifier-ops:acme_environment: expected staging in dev",
+        ),
+        ("prod", {"mtls_ca_configmap": None}, "cap-verifier-ops:mtls_ca_configmap: missing"),
+        ("prod", {"acme_email": "nobody"}, "cap-verifier-ops:acme_email: expected an email"),
+        ("prod", {"gateway_class_name": None}, "cap-verifier-ops:gateway_class_name: missing"),
+        ("prod", {"rate_limit_requests": 0}, "cap-verifier-ops:rate_limit_requests:"),
+        ("prod", {"rate_limit_unit": "Day"}, "cap-verifier-ops:rate_limit_unit: expected one"),
+        ("prod", {"request_timeout_seconds": 0}, "cap-verifier-ops:request_timeout_seconds:"),
     ],
 )
 def test_config_error_is_one_line_naming_the_key(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import crd_schemas
 import k8s_policies as pol
 import kubernetes_validate
 import pytest
@@ -29,12 +30,20 @@ Check = Callable[[list[dict[str, Any]], EnvConfig], list[str]]
 
 
 def validate(obj: dict[str, Any], version: str) -> None:
-    """Strict schema validation; a kind without a schema fails, it is never skipped."""
+    """Strict schema validation; a kind without a schema fails, it is never skipped.
+
+    Core kinds go through ``kubernetes_validate``; custom resources through their CRD schema.
+    """
     where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')} @ {version}"
     try:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.SchemaNotFoundError as exc:
-        pytest.fail(f"{where}: no schema for this kind ({exc}); validate it with jsonschema")
+        try:
+            problems = crd_schemas.errors(obj)
+        except crd_schemas.NoSchemaError as crd_exc:
+            pytest.fail(f"{where}: no schema for this kind ({exc}; {crd_exc})")
+        if problems:
+            pytest.fail(f"{where}: {'; '.join(problems)}")
     except kubernetes_validate.ValidationError as exc:
         pytest.fail(f"{where}: {exc.message} at {list(exc.path)}")
 

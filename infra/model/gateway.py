@@ -1,0 +1,153 @@
+"""Gateway API with Envoy Gateway: TLS 1.3 at the gateway, optional mTLS, API paths only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.config import EnvConfig
+from infra.model.certs import HTTP_LISTENER, secret_name
+from infra.model.common import APP, PORT, Manifest, metadata
+
+GATEWAY_API = "gateway.networking.k8s.io"
+ENVOY_GATEWAY = "gateway.envoyproxy.io/v1alpha1"
+HTTPS_LISTENER = "https"
+# The API paths only: /metrics is scraped inside the cluster and never routed.
+API_PATHS = ("/healthz", "/readyz", "/openapi.yaml", "/policy", "/verify")
+
+
+def gateway(cfg: EnvConfig) -> Manifest:
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "Gateway",
+        "metadata": metadata(cfg, APP),
+        "spec": {
+            "gatewayClassName": cfg.gateway_class_name,
+            "listeners": [
+                {
+                    # Plain HTTP only for the cert-manager HTTP-01 challenge route.
+                    "name": HTTP_LISTENER,
+                    "protocol": "HTTP",
+                    "port": 80,
+                    "hostname": cfg.host,
+                    "allowedRoutes": {"namespaces": {"from": "Same"}},
+                },
+                {
+                    "name": HTTPS_LISTENER,
+                    "protocol": "HTTPS",
+                    "port": 443,
+                    "hostname": cfg.host,
+                    "tls": {
+                        "mode": "Terminate",
+                        "certificateRefs": [{"kind": "Secret", "name": secret_name(cfg)}],
+                    },
+                    "allowedRoutes": {"namespaces": {"from": "Same"}},
+                },
+            ],
+        },
+    }
+
+
+def http_route(cfg: EnvConfig) -> Manifest:
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "HTTPRoute",
+        "metadata": metadata(cfg, APP),
+        "spec": {
+            "parentRefs": [
+                {
+                    "group": GATEWAY_API,
+                    "kind": "Gateway",
+                    "name": APP,
+                    "sectionName": HTTPS_LISTENER,
+                }
+            ],
+            "hostnames": [cfg.host],
+            "rules": [
+                {
+                    "matches": [
+                        {"path": {"type": "PathPrefix", "value": path}} for path in API_PATHS
+                    ],
+                    "backendRefs": [{"kind": "Service", "name": APP, "port": PORT}],
+                }
+            ],
+        },
+    }
+
+
+def _san_matchers(sans: tuple[str, ...]) -> list[dict[str, str]]:
+    """``*.clients.example.com`` -> Suffix ``.clients.example.com``; anything else Exact."""
+    return [
+        {"type": "Suffix", "value": san[1:]}
+        if san.startswith("*.")
+        else {"type": "Exact", "value": san}
+        for san in sans
+    ]
+
+
+def client_traffic_policy(cfg: EnvConfig) -> Manifest:
+    # With minVersion 1.3 the suites are TLS 1.3's fixed AEAD set (AES-GCM, CHACHA20-POLY1305):
+    # the CRD rejects `ciphers` ("no effect if the minimum possible TLS version is 1.3").
+    tls: dict[str, Any] = {
+        "minVersion": "1.3",
+        "maxVersion": "1.3",
+        "alpnProtocols": ["h2", "http/1.1"],
+    }
+    spec: dict[str, Any] = {
+        "targetRefs": [
+            {"group": GATEWAY_API, "kind": "Gateway", "name": APP, "sectionName": HTTPS_LISTENER}
+        ],
+        "tls": tls,
+    }
+    if cfg.require_mtls:
+        tls["clientValidation"] = {
+            "caCertificateRefs": [{"kind": "ConfigMap", "name": cfg.mtls_ca_configmap}],
+            "subjectAltNames": {"dnsNames": _san_matchers(cfg.allowed_client_sans)},
+        }
+        spec["headers"] = {
+            "xForwardedClientCert": {
+                "mode": "SanitizeSet",
+                "certDetailsToAdd": ["Subject", "DNS", "URI"],
+            }
+        }
+    else:
+        spec["headers"] = {"xForwardedClientCert": {"mode": "Sanitize"}}
+    return {
+        "apiVersion": ENVOY_GATEWAY,
+        "kind": "ClientTrafficPolicy",
+        "metadata": metadata(cfg, APP),
+        "spec": spec,
+    }
+
+
+def backend_traffic_policy(cfg: EnvConfig) -> Manifest:
+    return {
+        "apiVersion": ENVOY_GATEWAY,
+        "kind": "BackendTrafficPolicy",
+        "metadata": metadata(cfg, APP),
+        "spec": {
+            "targetRefs": [{"group": GATEWAY_API, "kind": "HTTPRoute", "name": APP}],
+            "rateLimit": {
+                "type": "Local",
+                "local": {
+                    "rules": [
+                        {
+                            "limit": {
+                                "requests": cfg.rate_limit_requests,
+                                "unit": cfg.rate_limit_unit,
+                            }
+                        }
+                    ]
+                },
+            },
+            "timeout": {"http": {"requestTimeout": f"{cfg.request_timeout_seconds}s"}},
+        },
+    }
+
+
+def objects(cfg: EnvConfig) -> list[Manifest]:
+    return [
+        gateway(cfg),
+        http_route(cfg),
+        client_traffic_policy(cfg),
+        backend_traffic_policy(cfg),
+    ]
