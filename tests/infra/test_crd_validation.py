@@ -19,12 +19,11 @@ import pytest
 from infra.config import ENVIRONMENTS, EnvConfig
 from infra.model import model
 from infra.model.common import APP
+from orr_tests import Bad, Check, orr_tests
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 Objs = list[dict[str, Any]]
-Check = Callable[[Objs, EnvConfig], list[str]]
-Bad = Callable[[EnvConfig], tuple[Objs, EnvConfig]]
 CUSTOM_KINDS = {
     "ClusterIssuer",
     "Certificate",
@@ -285,21 +284,7 @@ ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
 ]
 
 
-def _make_orr_test(item: str, check: Check, envs: tuple[str, ...], bad: Bad) -> Any:
-    @pytest.mark.parametrize("env", envs)
-    def test(configs: dict[str, EnvConfig], env: str) -> None:
-        cfg = configs[env]
-        assert check(model(cfg), cfg) == [], f"ORR {item} fails in {env}"
-        bad_objs, bad_cfg = bad(cfg)
-        assert check(bad_objs, bad_cfg) != [], f"ORR {item}: the check accepts a bad input"
-
-    test.__name__ = f"test_{check.__name__}"
-    test.__doc__ = f"ORR {item}, proven on {', '.join(envs)} and against a bad input."
-    return test
-
-
-for _item, _check, _envs, _bad_input in ORR:
-    globals()[f"test_{_check.__name__}"] = _make_orr_test(_item, _check, _envs, _bad_input)
+globals().update(orr_tests(ORR))
 
 
 def test_orr_table_names_each_line_once() -> None:

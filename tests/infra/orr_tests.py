@@ -1,0 +1,34 @@
+"""Turn an ORR table (id, check, environments, bad input) into named pytest tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from infra.config import EnvConfig
+from infra.model import model
+
+Objs = list[dict[str, Any]]
+Check = Callable[[Objs, EnvConfig], list[str]]
+Bad = Callable[[EnvConfig], tuple[Objs, EnvConfig]]
+
+
+def make_orr_test(item: str, check: Check, envs: tuple[str, ...], bad: Bad) -> Any:
+    """A test proving ``check`` on every env of ``envs`` and refusing the ``bad`` input."""
+
+    @pytest.mark.parametrize("env", envs)
+    def test(configs: dict[str, EnvConfig], env: str) -> None:
+        cfg = configs[env]
+        assert check(model(cfg), cfg) == [], f"ORR {item} fails in {env}"
+        bad_objs, bad_cfg = bad(cfg)
+        assert check(bad_objs, bad_cfg) != [], f"ORR {item}: the check accepts a bad input"
+
+    test.__name__ = f"test_{check.__name__}"
+    test.__doc__ = f"ORR {item}, proven on {', '.join(envs)} and against a bad input."
+    return test
+
+
+def orr_tests(table: Sequence[tuple[str, Check, tuple[str, ...], Bad]]) -> dict[str, Any]:
+    """Module-level test functions, one per row, named after the check (and so the ORR id)."""
+    return {f"test_{check.__name__}": make_orr_test(i, check, e, b) for i, check, e, b in table}
