@@ -32,11 +32,30 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _VERSION = re.compile(r"^1\.([0-9]{1,2})$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")
+_GIT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+_CONTEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,252}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,200}[A-Za-z0-9]$")
+_S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
 _HOST = re.compile(r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 class ConfigError(ValueError):
     """One line: ``<file>: cap-verifier-ops:<key>: <what is wrong>``."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """The CloudNativePG cluster behind a PostgreSQL registry."""
+
+    instances: int
+    storage_size: str
+    backup_destination: str
+    backup_role_arn: str
+    backup_retention_days: int
+    object_storage_cidr: str
+    kube_api_cidr: str
 
 
 @dataclass(frozen=True)
@@ -84,10 +103,20 @@ class EnvConfig:
     gateway_class_name: str
     acme_environment: AcmeEnvironment
     acme_email: str
-    mtls_ca_configmap: str | None
+    mtls_ca_secret: str | None
     rate_limit_requests: int
     rate_limit_unit: RateLimitUnit
     request_timeout_seconds: int
+    gitops: bool
+    gitops_repo_url: str
+    gitops_revision: str
+    kube_context: str | None
+    secret_store_region: str
+    secret_store_role_arn: str
+    secret_key_prefix: str
+    canary_enabled: bool
+    canary_step_pause_minutes: int
+    database: DatabaseConfig | None
 
     @property
     def image(self) -> str:
@@ -297,6 +326,8 @@ def from_values(env: str, values: Mapping[str, Any], source: str) -> EnvConfig:
         k8s_version_oldest=oldest,
         k8s_version_newest=newest,
         **_edge(r, env, require_mtls),
+        **_delivery(r, env, hpa_enabled),
+        database=_database(r) if registry_kind == "postgresql" else None,
     )
     unknown = sorted(set(values) - r.used)
     if unknown:
@@ -320,18 +351,50 @@ def _edge(r: _Reader, env: str, require_mtls: bool) -> dict[str, Any]:
     wanted_acme = "production" if env == "prod" else "staging"
     if acme != wanted_acme:
         raise r.fail("acme_environment", f"expected {wanted_acme} in {env}, got {acme!r}")
-    ca_configmap = r.optional("mtls_ca_configmap", _DNS_LABEL, "a DNS label")
-    if require_mtls and ca_configmap is None:
-        raise r.fail("mtls_ca_configmap", "missing: require_mtls needs the client CA bundle")
+    ca_secret = r.optional("mtls_ca_secret", _DNS_LABEL, "a DNS label")
+    if require_mtls and ca_secret is None:
+        raise r.fail("mtls_ca_secret", "missing: require_mtls needs the client CA bundle")
     return {
         "gateway_class_name": r.string("gateway_class_name", _DNS_LABEL, "a DNS label"),
         "acme_environment": _acme(acme),
         "acme_email": r.string("acme_email", _EMAIL, "an email address"),
-        "mtls_ca_configmap": ca_configmap,
+        "mtls_ca_secret": ca_secret,
         "rate_limit_requests": r.integer("rate_limit_requests", 1),
         "rate_limit_unit": _rate_unit(r.choice("rate_limit_unit", ("Second", "Minute", "Hour"))),
         "request_timeout_seconds": r.integer("request_timeout_seconds", 1, 600),
     }
+
+
+def _delivery(r: _Reader, env: str, hpa_enabled: bool) -> dict[str, Any]:
+    """GitOps, secrets and canary keys."""
+    canary = r.boolean("canary_enabled")
+    if canary and not hpa_enabled:
+        raise r.fail("canary_enabled", "a canary needs hpa_enabled (several replicas)")
+    return {
+        "gitops": r.boolean("gitops"),
+        "gitops_repo_url": r.https_url("gitops_repo_url"),
+        "gitops_revision": r.string("gitops_revision", _GIT_REF, "a branch, tag or commit"),
+        "kube_context": r.optional("kube_context", _CONTEXT, "a kubeconfig context name"),
+        "secret_store_region": r.string("secret_store_region", _REGION, "an AWS region"),
+        "secret_store_role_arn": r.string("secret_store_role_arn", _ROLE_ARN, "an IAM role ARN"),
+        "secret_key_prefix": r.string("secret_key_prefix", _KEY_PREFIX, "a key path"),
+        "canary_enabled": canary,
+        "canary_step_pause_minutes": r.integer("canary_step_pause_minutes", 1, 120),
+    }
+
+
+def _database(r: _Reader) -> DatabaseConfig:
+    """CloudNativePG keys, required with a PostgreSQL registry."""
+    destination = r.string("postgresql_backup_destination", _S3_URL, "an s3://bucket/path URL")
+    return DatabaseConfig(
+        instances=r.integer("postgresql_instances", 1, 9),
+        storage_size=r.string("postgresql_storage_size", _QUANTITY, "a quantity"),
+        backup_destination=destination,
+        backup_role_arn=r.string("postgresql_backup_role_arn", _ROLE_ARN, "an IAM role ARN"),
+        backup_retention_days=r.integer("postgresql_backup_retention_days", 1, 3650),
+        object_storage_cidr=r.cidr("object_storage_cidr"),
+        kube_api_cidr=r.cidr("kube_api_cidr"),
+    )
 
 
 def _acme(value: str) -> AcmeEnvironment:

@@ -7,10 +7,12 @@ from typing import Any
 from infra.config import EnvConfig
 from infra.model.certs import HTTP_LISTENER, secret_name
 from infra.model.common import APP, PORT, Manifest, metadata
+from infra.model.rollout import CANARY_SERVICE
 
 GATEWAY_API = "gateway.networking.k8s.io"
 ENVOY_GATEWAY = "gateway.envoyproxy.io/v1alpha1"
 HTTPS_LISTENER = "https"
+ENVOY_GATEWAY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
 # The API paths only: /metrics is scraped inside the cluster and never routed.
 API_PATHS = ("/healthz", "/readyz", "/openapi.yaml", "/policy", "/verify")
 
@@ -67,10 +69,61 @@ def http_route(cfg: EnvConfig) -> Manifest:
                     "matches": [
                         {"path": {"type": "PathPrefix", "value": path}} for path in API_PATHS
                     ],
-                    "backendRefs": [{"kind": "Service", "name": APP, "port": PORT}],
+                    "backendRefs": backend_refs(cfg),
                 }
             ],
         },
+    }
+
+
+def backend_refs(cfg: EnvConfig) -> list[dict[str, Any]]:
+    """The Service; with the canary, also the canary Service, whose weight Argo Rollouts moves."""
+    if not cfg.canary_enabled:
+        return [{"kind": "Service", "name": APP, "port": PORT}]
+    return [
+        {"kind": "Service", "name": APP, "port": PORT, "weight": 100},
+        {"kind": "Service", "name": CANARY_SERVICE, "port": PORT, "weight": 0},
+    ]
+
+
+def https_redirect(cfg: EnvConfig) -> Manifest:
+    """Plain HTTP answers 301 to HTTPS; ACME's exact challenge paths take precedence over ``/``."""
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "HTTPRoute",
+        "metadata": metadata(cfg, f"{APP}-https-redirect"),
+        "spec": {
+            "parentRefs": [
+                {
+                    "group": GATEWAY_API,
+                    "kind": "Gateway",
+                    "name": APP,
+                    "sectionName": HTTP_LISTENER,
+                }
+            ],
+            "hostnames": [cfg.host],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "filters": [
+                        {
+                            "type": "RequestRedirect",
+                            "requestRedirect": {"scheme": "https", "statusCode": 301},
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def gateway_class(cfg: EnvConfig) -> Manifest:
+    """The class the Gateway names, served by the Envoy Gateway controller."""
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "GatewayClass",
+        "metadata": metadata(cfg, cfg.gateway_class_name, namespaced=False),
+        "spec": {"controllerName": ENVOY_GATEWAY_CONTROLLER},
     }
 
 
@@ -100,7 +153,7 @@ def client_traffic_policy(cfg: EnvConfig) -> Manifest:
     }
     if cfg.require_mtls:
         tls["clientValidation"] = {
-            "caCertificateRefs": [{"kind": "ConfigMap", "name": cfg.mtls_ca_configmap}],
+            "caCertificateRefs": [{"kind": "Secret", "name": cfg.mtls_ca_secret}],
             "subjectAltNames": {"dnsNames": _san_matchers(cfg.allowed_client_sans)},
         }
         spec["headers"] = {
@@ -146,8 +199,10 @@ def backend_traffic_policy(cfg: EnvConfig) -> Manifest:
 
 def objects(cfg: EnvConfig) -> list[Manifest]:
     return [
+        gateway_class(cfg),
         gateway(cfg),
         http_route(cfg),
+        https_redirect(cfg),
         client_traffic_policy(cfg),
         backend_traffic_policy(cfg),
     ]

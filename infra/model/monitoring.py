@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,26 @@ from ruamel.yaml import YAML
 
 from infra.config import REPO_ROOT, EnvConfig
 from infra.model.common import APP, PORT_NAME, Manifest, metadata, selector_labels
+from infra.model.rollout import HASH_LABEL
 
 RULES_DIR = REPO_ROOT / "alerts"
 RULES_GLOB = "*.rules.yaml"
+ALERTMANAGER_FILE = RULES_DIR / "alertmanager.yml"
+_MATCHER = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)(=~|!~|!=|=)"(.*)"$')
+# Alertmanager's snake_case route and receiver keys -> AlertmanagerConfig's camelCase.
+_CAMEL = {
+    "group_by": "groupBy",
+    "group_wait": "groupWait",
+    "group_interval": "groupInterval",
+    "repeat_interval": "repeatInterval",
+    "webhook_configs": "webhookConfigs",
+    "send_resolved": "sendResolved",
+    "url": "url",
+    "receiver": "receiver",
+    "continue": "continue",
+    "name": "name",
+    "equal": "equal",
+}
 
 
 def rule_groups(directory: Path = RULES_DIR) -> list[dict[str, Any]]:
@@ -29,12 +47,16 @@ def rule_groups(directory: Path = RULES_DIR) -> list[dict[str, Any]]:
 
 
 def service_monitor(cfg: EnvConfig) -> Manifest:
+    spec: dict[str, Any] = {"jobLabel": "app.kubernetes.io/name"}
+    if cfg.canary_enabled:
+        # The canary analysis selects the new pods' series by their pod-template hash.
+        spec["podTargetLabels"] = [HASH_LABEL]
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": metadata(cfg, APP),
         "spec": {
-            "jobLabel": "app.kubernetes.io/name",
+            **spec,
             "selector": {"matchLabels": selector_labels(cfg)},
             "namespaceSelector": {"matchNames": [cfg.namespace]},
             "endpoints": [
@@ -53,5 +75,52 @@ def prometheus_rule(cfg: EnvConfig) -> Manifest:
     }
 
 
+def _matchers(values: list[str]) -> list[dict[str, str]]:
+    out = []
+    for value in values:
+        match = _MATCHER.match(value)
+        if match is None:
+            raise ValueError(f"{ALERTMANAGER_FILE.name}: unsupported matcher {value!r}")
+        name, op, text = match.groups()
+        out.append({"name": name, "matchType": op, "value": text})
+    return out
+
+
+def _camel(node: Any, where: str) -> Any:
+    """Convert an Alertmanager routing/receiver node; an unknown key is an error, not dropped."""
+    if isinstance(node, list):
+        return [_camel(item, where) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "matchers":
+            out["matchers"] = _matchers(value)
+        elif key in ("source_matchers", "target_matchers"):
+            out["sourceMatch" if key == "source_matchers" else "targetMatch"] = _matchers(value)
+        elif key == "routes":
+            out["routes"] = _camel(value, where)
+        elif key in _CAMEL:
+            out[_CAMEL[key]] = _camel(value, where)
+        else:
+            raise ValueError(f"{ALERTMANAGER_FILE.name}: {where}: unsupported key {key!r}")
+    return out
+
+
+def alertmanager_config(cfg: EnvConfig, path: Path = ALERTMANAGER_FILE) -> Manifest:
+    """The routing tree, inhibit rules and receivers of ``alerts/alertmanager.yml``."""
+    document = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    return {
+        "apiVersion": "monitoring.coreos.com/v1alpha1",
+        "kind": "AlertmanagerConfig",
+        "metadata": metadata(cfg, APP),
+        "spec": {
+            "route": _camel(document["route"], "route"),
+            "inhibitRules": _camel(document.get("inhibit_rules", []), "inhibit_rules"),
+            "receivers": _camel(document["receivers"], "receivers"),
+        },
+    }
+
+
 def objects(cfg: EnvConfig) -> list[Manifest]:
-    return [service_monitor(cfg), prometheus_rule(cfg)]
+    return [service_monitor(cfg), prometheus_rule(cfg), alertmanager_config(cfg)]

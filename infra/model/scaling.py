@@ -23,13 +23,20 @@ def _resource(name: str, utilization: int) -> dict[str, object]:
     }
 
 
+def scale_target(cfg: EnvConfig) -> dict[str, str]:
+    """The workload: the Rollout where the canary is on, else the Deployment."""
+    if cfg.canary_enabled:
+        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": APP}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP}
+
+
 def hpa(cfg: EnvConfig) -> Manifest:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": metadata(cfg, APP),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+            "scaleTargetRef": scale_target(cfg),
             "minReplicas": cfg.hpa_min_replicas,
             "maxReplicas": cfg.hpa_max_replicas,
             "metrics": [

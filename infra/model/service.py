@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from infra.config import EnvConfig
+from infra.model import rollout
 from infra.model.common import APP, PORT, PORT_NAME, Manifest, metadata, selector_labels
 
 
@@ -22,4 +23,4 @@ def service(cfg: EnvConfig) -> Manifest:
 
 
 def objects(cfg: EnvConfig) -> list[Manifest]:
-    return [service(cfg)]
+    return [service(cfg), *rollout.objects(cfg)]

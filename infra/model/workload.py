@@ -9,6 +9,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from infra.config import DIGEST_ENVIRONMENTS, EnvConfig
+from infra.model import rollout
 from infra.model.common import (
     APP,
     CONFIG_DIR,
@@ -21,10 +22,11 @@ from infra.model.common import (
     metadata,
     selector_labels,
 )
+from infra.model.secrets import REGISTRY_SECRET, REGISTRY_URL_KEY
 
 CONFIG_MAP = f"{APP}-config"
 REGISTRY_PVC = f"{APP}-registry"
-REGISTRY_SECRET = f"{APP}-registry"
+MIGRATE_CONTAINER = "migrate"
 
 
 def image(cfg: EnvConfig) -> str:
@@ -112,26 +114,66 @@ def termination_grace_seconds(cfg: EnvConfig) -> int:
     return cfg.prestop_sleep_seconds + cfg.graceful_timeout_seconds + 5
 
 
-def container(cfg: EnvConfig) -> dict[str, Any]:
+def _env(cfg: EnvConfig) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "CAP_VERIFIER_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
     ]
     if cfg.registry_kind == "postgresql":
+        # The registry URL with its password, assembled by External Secrets; never in git.
         env.append(
             {
-                "name": "PGPASSWORD",
-                "valueFrom": {
-                    "secretKeyRef": {"name": REGISTRY_SECRET, "key": "password", "optional": True}
-                },
+                "name": "CAP_VERIFIER_REGISTRY__URL",
+                "valueFrom": {"secretKeyRef": {"name": REGISTRY_SECRET, "key": REGISTRY_URL_KEY}},
             }
         )
+    return env
+
+
+SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": UID,
+    "runAsGroup": UID,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _mounts() -> list[dict[str, Any]]:
+    return [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
+        {"name": "data", "mountPath": "/data"},
+    ]
+
+
+def migrate_container(cfg: EnvConfig) -> dict[str, Any]:
+    """Apply the registry migrations before the server starts (idempotent, advisory-locked)."""
+    return {
+        "name": MIGRATE_CONTAINER,
+        "image": image(cfg),
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["migrate", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "env": _env(cfg),
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
+        },
+        "securityContext": dict(SECURITY_CONTEXT),
+        "volumeMounts": _mounts(),
+    }
+
+
+def container(cfg: EnvConfig) -> dict[str, Any]:
     return {
         "name": APP,
         "image": image(cfg),
         "imagePullPolicy": "IfNotPresent",
         "args": ["serve", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-        "env": env,
+        "env": _env(cfg),
         "resources": {
             "requests": {"cpu": cfg.cpu_request, "memory": cfg.memory_request},
             "limits": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
@@ -140,21 +182,8 @@ def container(cfg: EnvConfig) -> dict[str, Any]:
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(cfg.prestop_sleep_seconds)]}}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "runAsGroup": UID,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
-            {"name": "data", "mountPath": "/data"},
-        ],
+        "securityContext": dict(SECURITY_CONTEXT),
+        "volumeMounts": _mounts(),
     }
 
 
@@ -212,12 +241,14 @@ def pod_spec(cfg: EnvConfig) -> dict[str, Any]:
                 ]
             }
         },
+        "initContainers": [migrate_container(cfg)],
         "containers": [container(cfg)],
         "volumes": volumes(cfg),
     }
 
 
-def deployment(cfg: EnvConfig) -> Manifest:
+def workload(cfg: EnvConfig) -> Manifest:
+    """A Deployment, or in canary environments an Argo Rollouts Rollout of the same pods."""
     config_hash = hashlib.sha256(service_config_text(cfg).encode()).hexdigest()
     strategy: dict[str, Any]
     if cfg.registry_kind == "sqlite":
@@ -228,17 +259,20 @@ def deployment(cfg: EnvConfig) -> Manifest:
     spec: dict[str, Any] = {}
     if not cfg.hpa_enabled:
         spec["replicas"] = cfg.replicas
+    template = {
+        "metadata": {
+            "labels": labels(cfg),
+            "annotations": {"cap-verifier.example.com/config-sha256": config_hash},
+        },
+        "spec": pod_spec(cfg),
+    }
+    if cfg.canary_enabled:
+        return rollout.rollout(cfg, template)
     spec |= {
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": selector_labels(cfg)},
         "strategy": strategy,
-        "template": {
-            "metadata": {
-                "labels": labels(cfg),
-                "annotations": {"cap-verifier.example.com/config-sha256": config_hash},
-            },
-            "spec": pod_spec(cfg),
-        },
+        "template": template,
     }
     return {
         "apiVersion": "apps/v1",
@@ -252,5 +286,5 @@ def objects(cfg: EnvConfig) -> list[Manifest]:
     out = [service_account(cfg), config_map(cfg)]
     if cfg.registry_kind == "sqlite":
         out.append(registry_pvc(cfg))
-    out.append(deployment(cfg))
+    out.append(workload(cfg))
     return out

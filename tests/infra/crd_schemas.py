@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from ruamel.yaml import YAML
+import yaml
 
 CRD_DIR = Path(os.environ.get("CAP_CRD_DIR", "/work/shared/crds"))
 
@@ -46,6 +46,10 @@ def _strict(schema: Any) -> Any:
     if isinstance(pattern, str):
         # Go (RE2) allows `^(?i)...`; Python wants global flags first.
         out["pattern"] = _GO_FLAGS.sub(r"(?\1)^", pattern)
+        if "(?i)" in out["pattern"] and not out["pattern"].startswith("(?i)"):
+            # Go scopes a mid-pattern `(?i)` to its group; Python only takes global flags
+            # first. Case-insensitive throughout is the closest (slightly looser) equivalent.
+            out["pattern"] = "(?i)" + out["pattern"].replace("(?i)", "")
     if (
         "properties" in schema
         and "additionalProperties" not in schema
@@ -55,13 +59,27 @@ def _strict(schema: Any) -> Any:
     return out
 
 
+class _Loader(yaml.CSafeLoader):
+    """libyaml's safe loader, reading a bare ``=`` (YAML 1.1's "value" tag) as the string ``=``.
+
+    libyaml parses the 10 MB of CRDs ten times faster than a pure-Python loader; every pinned
+    CRD loads to the same data under both (checked when this loader was chosen).
+    """
+
+
+_Loader.add_constructor(
+    "tag:yaml.org,2002:value",
+    lambda loader, node: loader.construct_scalar(node),  # type: ignore[arg-type]
+)
+
+
 @functools.cache
 def _crd(group: str, kind: str) -> dict[str, Any] | None:
     path = CRD_DIR / group / f"{_plural(kind)}.yaml"
     if not path.is_file():
         return None
-    # ruamel's YAML 1.2 safe loader reads a bare `=` as the string "=".
-    crd: dict[str, Any] = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    with path.open(encoding="utf-8") as stream:
+        crd: dict[str, Any] = yaml.load(stream, Loader=_Loader)
     return crd if crd["spec"]["names"]["kind"] == kind else None
 
 
@@ -77,8 +95,26 @@ def validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
         raise NoSchemaError(f"{kind}: version {version} not served (served: {sorted(served)})")
     schema = _strict(served[version]["schema"]["openAPIV3Schema"])
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    cls.check_schema(schema)
+    _compile_patterns(schema, kind)
     return cls(schema)
+
+
+def _compile_patterns(schema: Any, where: str) -> None:
+    """Every ``pattern`` must compile (a full metaschema check costs seconds per CRD)."""
+    if isinstance(schema, list):
+        for item in schema:
+            _compile_patterns(item, where)
+    elif isinstance(schema, dict):
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise NoSchemaError(
+                    f"{where}: pattern {pattern!r} does not compile: {exc}"
+                ) from None
+        for value in schema.values():
+            _compile_patterns(value, where)
 
 
 def errors(obj: dict[str, Any]) -> list[str]:

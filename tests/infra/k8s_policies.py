@@ -20,8 +20,10 @@ RESTRICTED_VOLUME_TYPES = {
     "projected",
     "secret",
 }
-# Kinds without a namespace; every other object must live in cap-verifier.
-CLUSTER_SCOPED = frozenset({"Namespace", "ClusterIssuer"})
+# Kinds without a namespace; every other object must live in cap-verifier (or, for PostgreSQL,
+# in the database's own namespace).
+CLUSTER_SCOPED = frozenset({"Namespace", "ClusterIssuer", "GatewayClass", "ClusterSecretStore"})
+WORKLOAD_KINDS = ("Deployment", "Rollout")
 SECRET_WORDS = ("password", "secret", "token", "private", "BEGIN ", "client_secret")
 
 
@@ -35,9 +37,20 @@ def find(objs: Objs, kind: str) -> Objs:
     return [o for o in objs if o["kind"] == kind]
 
 
+def workload(objs: Objs) -> dict[str, Any]:
+    """The one Deployment, or the Rollout that replaces it where the canary is on."""
+    found = [o for o in objs if o["kind"] in WORKLOAD_KINDS]
+    assert len(found) == 1, f"expected one Deployment or Rollout, found {len(found)}"
+    return found[0]
+
+
 def pod_spec(objs: Objs) -> dict[str, Any]:
-    spec: dict[str, Any] = one(objs, "Deployment")["spec"]["template"]["spec"]
+    spec: dict[str, Any] = workload(objs)["spec"]["template"]["spec"]
     return spec
+
+
+def in_namespace(objs: Objs, namespace: str) -> Objs:
+    return [o for o in objs if o["metadata"].get("namespace") == namespace]
 
 
 def service_config(objs: Objs) -> dict[str, Any]:
@@ -131,11 +144,16 @@ def orr_1_1_04_k8s_version(objs: Objs, cfg: EnvConfig) -> list[str]:
 
 def orr_1_1_05_namespace(objs: Objs, cfg: EnvConfig) -> list[str]:
     errors = []
-    if one(objs, "Namespace")["metadata"]["name"] != "cap-verifier":
-        errors.append("namespace is not cap-verifier")
+    if not [n for n in find(objs, "Namespace") if n["metadata"]["name"] == "cap-verifier"]:
+        errors.append("no namespace cap-verifier")
+    allowed = {"cap-verifier"} | ({cfg.postgresql_namespace} if cfg.database else set())
     for o in objs:
-        if o["kind"] not in CLUSTER_SCOPED and o["metadata"].get("namespace") != "cap-verifier":
+        if o["kind"] not in CLUSTER_SCOPED and o["metadata"].get("namespace") not in allowed:
             errors.append(f"{o['kind']}/{o['metadata']['name']} not in cap-verifier")
+        if o["metadata"].get("namespace") == cfg.postgresql_namespace and not o[
+            "apiVersion"
+        ].startswith(("postgresql.cnpg.io/", "networking.k8s.io/", "external-secrets.io/")):
+            errors.append(f"{o['kind']}/{o['metadata']['name']} in the database namespace")
     return errors
 
 
@@ -195,7 +213,7 @@ def orr_1_1_08_registry_volume(objs: Objs, cfg: EnvConfig) -> list[str]:
 
 
 def orr_1_2_08_backend_service(objs: Objs, cfg: EnvConfig) -> list[str]:
-    svc = one(objs, "Service")
+    svc = one(objs, "Service", "cap-verifier")
     ports = {p["port"]: p for p in svc["spec"]["ports"]}
     container_ports = {
         p["name"]: p["containerPort"] for p in pod_spec(objs)["containers"][0]["ports"]
@@ -205,7 +223,7 @@ def orr_1_2_08_backend_service(objs: Objs, cfg: EnvConfig) -> list[str]:
     if container_ports.get(ports[8080]["targetPort"]) != 8080:
         return ["Service port 8080 does not reach container port 8080"]
     selector = svc["spec"]["selector"]
-    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = workload(objs)["spec"]["template"]["metadata"]["labels"]
     if not selector.items() <= pod_labels.items():
         return ["Service selector does not match the pods"]
     return []
@@ -233,10 +251,13 @@ def orr_1_3_02_hpa_deployed(objs: Objs, cfg: EnvConfig) -> list[str]:
     if spec is None:
         return ["no HorizontalPodAutoscaler"]
     ref = spec["scaleTargetRef"]
-    if (ref["kind"], ref["name"]) != ("Deployment", one(objs, "Deployment")["metadata"]["name"]):
-        return ["HPA does not target the cap-verifier Deployment"]
-    if "replicas" in one(objs, "Deployment")["spec"]:
-        return ["Deployment sets replicas, fighting the HPA"]
+    target = workload(objs)
+    if (ref["kind"], ref["name"]) != (target["kind"], target["metadata"]["name"]):
+        return [f"HPA does not target the cap-verifier {target['kind']}"]
+    if ref["apiVersion"] != target["apiVersion"]:
+        return [f"HPA targets {ref['apiVersion']}, the workload is {target['apiVersion']}"]
+    if "replicas" in target["spec"]:
+        return [f"{target['kind']} sets replicas, fighting the HPA"]
     return []
 
 
@@ -311,8 +332,13 @@ def _ns_of(peer: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _policies(objs: Objs, policy_type: str) -> Objs:
-    return [o for o in find(objs, "NetworkPolicy") if policy_type in o["spec"]["policyTypes"]]
+def _policies(objs: Objs, policy_type: str, namespace: str = "cap-verifier") -> Objs:
+    """The service namespace's NetworkPolicies of one type."""
+    return [
+        o
+        for o in find(in_namespace(objs, namespace), "NetworkPolicy")
+        if policy_type in o["spec"]["policyTypes"]
+    ]
 
 
 def orr_1_4_01_ingress_only_from_gateway(objs: Objs, cfg: EnvConfig) -> list[str]:
@@ -363,7 +389,7 @@ def orr_1_4_02_egress(objs: Objs, cfg: EnvConfig) -> list[str]:
 
 
 def orr_1_4_03_default_deny(objs: Objs, cfg: EnvConfig) -> list[str]:
-    for p in find(objs, "NetworkPolicy"):
+    for p in find(in_namespace(objs, cfg.namespace), "NetworkPolicy"):
         spec = p["spec"]
         if (
             spec["podSelector"] == {}
@@ -453,13 +479,15 @@ def orr_1_5_07_drain_safe(objs: Objs, cfg: EnvConfig) -> list[str]:
     if spec is None or hpa is None:
         return ["needs both a PodDisruptionBudget and an HPA"]
     errors = []
-    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    target = workload(objs)
+    pod_labels = target["spec"]["template"]["metadata"]["labels"]
     if not spec["selector"]["matchLabels"].items() <= pod_labels.items():
         errors.append("PDB selector does not match the pods")
     if not 0 < spec["minAvailable"] < hpa["minReplicas"]:
         errors.append("PDB minAvailable must be below the HPA minimum, or drains block")
-    strategy = one(objs, "Deployment")["spec"]["strategy"]
-    if strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
+    strategy = target["spec"]["strategy"]
+    rolling = strategy.get("canary", strategy.get("rollingUpdate", {}))
+    if rolling.get("maxUnavailable") != 0:
         errors.append("rolling update may take pods down before new ones are ready")
     return errors
 
@@ -653,7 +681,10 @@ def orr_1_2_08_route_backend_service(objs: Objs, cfg: EnvConfig) -> list[str]:
     for rule in route["rules"]:
         for ref in rule.get("backendRefs", []) or [{}]:
             name, port = ref.get("name"), ref.get("port")
-            if ref.get("kind", "Service") != "Service" or name != "cap-verifier" or port != 8080:
+            backends = ("cap-verifier", "cap-verifier-canary") if cfg.canary_enabled else ()
+            if ref.get("kind", "Service") != "Service" or port != 8080:
+                errors.append(f"backend {name}:{port} is not a Service on 8080")
+            elif name != "cap-verifier" and name not in backends:
                 errors.append(f"backend {name}:{port} is not cap-verifier:8080")
             elif port not in [
                 p["port"] for p in services.get(name, {}).get("spec", {}).get("ports", [])
@@ -737,10 +768,9 @@ def orr_2_2_06_client_ca_bundle(objs: Objs, cfg: EnvConfig) -> list[str]:
     tls = _client_tls(objs, cfg) or {}
     refs = tls.get("clientValidation", {}).get("caCertificateRefs", [])
     if not any(
-        r.get("kind") in ("ConfigMap", "Secret") and r["name"] == cfg.mtls_ca_configmap
-        for r in refs
+        r.get("kind") in ("ConfigMap", "Secret") and r["name"] == cfg.mtls_ca_secret for r in refs
     ):
-        return [f"client validation does not use the CA bundle {cfg.mtls_ca_configmap}"]
+        return [f"client validation does not use the CA bundle {cfg.mtls_ca_secret}"]
     return []
 
 

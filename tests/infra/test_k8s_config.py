@@ -87,7 +87,7 @@ def test_stack_project_file() -> None:
             {"acme_environment": "production"},
             "cap-verifier-ops:acme_environment: expected staging in dev",
         ),
-        ("prod", {"mtls_ca_configmap": None}, "cap-verifier-ops:mtls_ca_configmap: missing"),
+        ("prod", {"mtls_ca_secret": None}, "cap-verifier-ops:mtls_ca_secret: missing"),
         ("prod", {"acme_email": "nobody"}, "cap-verifier-ops:acme_email: expected an email"),
         ("prod", {"gateway_class_name": None}, "cap-verifier-ops:gateway_class_name: missing"),
         ("prod", {"rate_limit_requests": 0}, "cap-verifier-ops:rate_limit_requests:"),

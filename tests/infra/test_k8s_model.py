@@ -17,7 +17,7 @@ from infra.model import model, workload
 from infra.model.common import APP
 from orr_tests import Bad, Check, orr_tests
 
-from infra import render
+from infra import gitops, render
 
 ROOT = Path(__file__).resolve().parents[2]
 NS_LABEL = "kubernetes.io/metadata.name"
@@ -37,7 +37,8 @@ def validate(obj: dict[str, Any], version: str) -> None:
     where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')} @ {version}"
     try:
         kubernetes_validate.validate(obj, version, strict=True)
-    except kubernetes_validate.SchemaNotFoundError as exc:
+    except (kubernetes_validate.SchemaNotFoundError, FileNotFoundError) as exc:
+        # kubernetes_validate raises FileNotFoundError for some unknown group versions.
         try:
             problems = crd_schemas.errors(obj)
         except crd_schemas.NoSchemaError as crd_exc:
@@ -59,11 +60,20 @@ def test_model_is_pure_and_stable(configs: dict[str, EnvConfig], env: str) -> No
     assert render.render_env(configs[env]) == render.render_env(configs[env])
 
 
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.yaml")}
+
+
+def everything(cfg: EnvConfig) -> list[dict[str, Any]]:
+    """Every rendered object: platform Applications, the model, and the bootstrap."""
+    return [*gitops.applications(cfg), *model(cfg), *gitops.bootstrap(cfg)]
+
+
 def test_render_matches_committed_deploy(tmp_path: Path) -> None:
     render.write(tmp_path)
     for env in ENVIRONMENTS:
-        fresh = {p.name: p.read_bytes() for p in sorted((tmp_path / env).iterdir())}
-        committed = {p.name: p.read_bytes() for p in sorted((ROOT / "deploy" / env).iterdir())}
+        fresh = _tree(tmp_path / env)
+        committed = _tree(ROOT / "deploy" / env)
         assert sorted(fresh) == sorted(committed), f"deploy/{env}: file set drifted; re-render"
         for name, content in fresh.items():
             assert content == committed[name], (
@@ -74,14 +84,24 @@ def test_render_matches_committed_deploy(tmp_path: Path) -> None:
 def test_render_lists_every_file_in_kustomization(configs: dict[str, EnvConfig]) -> None:
     for cfg in configs.values():
         files = render.render_env(cfg)
-        kustomization = files.pop("kustomization.yaml")
-        for name in files:
-            assert f"- {name}\n" in kustomization, (cfg.env, name)
+        for folder in ("", f"{render.BOOTSTRAP}/"):
+            kustomization = files[f"{folder}kustomization.yaml"]
+            names = [
+                n[len(folder) :]
+                for n in files
+                if n.startswith(folder) and "/" not in n[len(folder) :]
+            ]
+            assert len(names) > 1, (cfg.env, folder)
+            for name in names:
+                if name != "kustomization.yaml":
+                    assert f"- {name}\n" in kustomization, (cfg.env, folder, name)
 
 
 def test_render_main_writes_out_dir(tmp_path: Path) -> None:
     assert render.main(["--out", str(tmp_path)]) == 0
-    assert (tmp_path / "prod" / "deployment-cap-verifier.yaml").is_file()
+    assert (tmp_path / "staging" / "deployment-cap-verifier.yaml").is_file()
+    assert (tmp_path / "prod" / "rollout-cap-verifier.yaml").is_file()
+    assert (tmp_path / "prod" / "bootstrap" / "application-cap-verifier-prod.yaml").is_file()
 
 
 def test_render_removes_stale_files(tmp_path: Path) -> None:
@@ -94,7 +114,7 @@ def test_render_removes_stale_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_object_has_labels_and_unique_file(configs: dict[str, EnvConfig], env: str) -> None:
-    objs = model(configs[env])
+    objs = everything(configs[env])
     names = [render.file_name(o) for o in objs]
     assert len(names) == len(set(names))
     for obj in objs:
@@ -112,7 +132,7 @@ def test_objects_valid_for_supported_versions(
 ) -> None:
     cfg = configs[env]
     version = cfg.k8s_version_oldest if which == "oldest" else cfg.k8s_version_newest
-    for obj in model(cfg):
+    for obj in everything(cfg):
         validate(obj, version)
 
 
@@ -123,7 +143,7 @@ def test_unknown_kind_fails_validation() -> None:
 
 
 def test_invalid_object_fails_validation(configs: dict[str, EnvConfig]) -> None:
-    bad = copy.deepcopy(pol.one(model(configs["prod"]), "Deployment"))
+    bad = copy.deepcopy(pol.one(model(configs["staging"]), "Deployment"))
     bad["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8080"
     with pytest.raises(pytest.fail.Exception):
         validate(bad, "1.34")
@@ -136,9 +156,10 @@ def test_invalid_object_fails_validation(configs: dict[str, EnvConfig]) -> None:
 def test_pod_security_restricted(configs: dict[str, EnvConfig], env: str) -> None:
     objs = model(configs[env])
     assert pol.pod_security_restricted(pol.pod_spec(objs)) == []
-    ns = pol.one(objs, "Namespace")["metadata"]["labels"]
-    for mode in ("enforce", "audit", "warn"):
-        assert ns[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    for namespace in pol.find(objs, "Namespace"):
+        ns = namespace["metadata"]["labels"]
+        for mode in ("enforce", "audit", "warn"):
+            assert ns[f"pod-security.kubernetes.io/{mode}"] == "restricted"
 
 
 @pytest.mark.parametrize(
@@ -316,7 +337,9 @@ ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
         "1.2-08",
         pol.orr_1_2_08_backend_service,
         ALL,
-        lambda c: _edit(c, lambda o: pol.one(o, "Service")["spec"]["ports"][0].update(port=80)),
+        lambda c: _edit(
+            c, lambda o: pol.one(o, "Service", APP)["spec"]["ports"][0].update(port=80)
+        ),
     ),
     (
         "1.2-09",

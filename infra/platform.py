@@ -1,0 +1,275 @@
+"""Third-party platform software, described once as chart specs.
+
+Each :class:`Chart` becomes a Helm release on the Pulumi path (``helm.v3.Release``) and an Argo CD
+``Application`` on the GitOps path. Versions are pinned; ``app_version`` is the upstream release
+whose CRDs are pinned in ``../shared/crds/`` (see its README), so the objects validated offline are
+the objects these charts install.
+
+Chart versions were matched to those app versions from published chart metadata (no Helm
+repository is reachable from the build machines); confirm with ``helm show chart`` when bumping.
+
+Sync waves order the GitOps path: CRDs first, then the controllers, then the custom resources,
+then the service (see :data:`WAVE_CRDS` … :data:`WAVE_SERVICE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Argo CD sync waves, in the order the root application applies them.
+WAVE_CRDS = -3
+WAVE_CONTROLLERS = -2
+WAVE_PLATFORM_RESOURCES = -1
+WAVE_NAMESPACE = 0
+WAVE_CUSTOM_RESOURCES = 1
+WAVE_SERVICE = 2
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One Helm chart at a pinned version, with the values both paths install it with."""
+
+    name: str
+    namespace: str
+    repo_url: str
+    chart: str
+    version: str
+    app_version: str
+    sync_wave: int
+    values: Mapping[str, Any] = field(default_factory=dict)
+    server_side_apply: bool = False
+    oci: bool = False
+
+    @property
+    def helm_repo(self) -> str:
+        """The repository as Helm wants it: ``oci://`` for OCI registries."""
+        return f"oci://{self.repo_url}" if self.oci else self.repo_url
+
+
+ENVOY_GATEWAY_NAMESPACE = "envoy-gateway-system"
+CERT_MANAGER_NAMESPACE = "cert-manager"
+MONITORING_NAMESPACE = "monitoring"
+ROLLOUTS_NAMESPACE = "argo-rollouts"
+CNPG_NAMESPACE = "cnpg-system"
+EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
+METRICS_SERVER_NAMESPACE = "kube-system"
+ARGOCD_NAMESPACE = "argocd"
+
+# The Gateway API route plugin lets Argo Rollouts shift exact traffic weights on the HTTPRoute.
+ROLLOUTS_GATEWAY_PLUGIN = "argoproj-labs/gatewayAPI"
+ROLLOUTS_GATEWAY_PLUGIN_VERSION = "v0.17.0"
+ROLLOUTS_GATEWAY_PLUGIN_SHA256 = "1904ca787d33107c140521899d61fff030ee75d99908bd175fca5a4647759061"
+ROLLOUTS_GATEWAY_PLUGIN_URL = (
+    "https://github.com/argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi/releases/download/"
+    f"{ROLLOUTS_GATEWAY_PLUGIN_VERSION}/gatewayapi-plugin-linux-amd64"
+)
+
+# Grafana's dashboard sidecar loads every ConfigMap carrying this label.
+GRAFANA_DASHBOARD_LABEL = "grafana_dashboard"
+
+# Argo CD waits for a child Application to be Healthy before the next wave only with this check.
+ARGOCD_APPLICATION_HEALTH = """hs = {}
+hs.status = "Progressing"
+hs.message = ""
+if obj.status ~= nil and obj.status.health ~= nil then
+  hs.status = obj.status.health.status
+  if obj.status.health.message ~= nil then
+    hs.message = obj.status.health.message
+  end
+end
+return hs
+"""
+
+ARGOCD = Chart(
+    name="argo-cd",
+    namespace=ARGOCD_NAMESPACE,
+    repo_url="https://argoproj.github.io/argo-helm",
+    chart="argo-cd",
+    version="10.4.0",
+    app_version="v3.5.1",
+    sync_wave=WAVE_CONTROLLERS,
+    server_side_apply=True,
+    values={
+        "crds": {"install": True, "keep": True},
+        "configs": {
+            "cm": {
+                "resource.customizations.health.argoproj.io_Application": (
+                    ARGOCD_APPLICATION_HEALTH
+                ),
+            },
+            "params": {"server.insecure": False},
+        },
+        "dex": {"enabled": False},
+    },
+)
+
+PLATFORM_CHARTS: tuple[Chart, ...] = (
+    Chart(
+        name="gateway-crds",
+        namespace=ENVOY_GATEWAY_NAMESPACE,
+        repo_url="docker.io/envoyproxy",
+        chart="gateway-crds-helm",
+        version="v1.9.0",
+        app_version="v1.9.0",
+        sync_wave=WAVE_CRDS,
+        server_side_apply=True,
+        oci=True,
+        values={
+            "crds": {
+                "gatewayAPI": {"enabled": True, "channel": "standard"},
+                "envoyGateway": {"enabled": True},
+            }
+        },
+    ),
+    Chart(
+        name="prometheus-operator-crds",
+        namespace=MONITORING_NAMESPACE,
+        repo_url="https://prometheus-community.github.io/helm-charts",
+        chart="prometheus-operator-crds",
+        version="31.0.0",
+        app_version="v0.93.0",
+        sync_wave=WAVE_CRDS,
+        server_side_apply=True,
+    ),
+    Chart(
+        name="envoy-gateway",
+        namespace=ENVOY_GATEWAY_NAMESPACE,
+        repo_url="docker.io/envoyproxy",
+        chart="gateway-helm",
+        version="v1.9.0",
+        app_version="v1.9.0",
+        sync_wave=WAVE_CONTROLLERS,
+        oci=True,
+        # The CRDs (standard channel) come from gateway-crds at the earlier wave.
+        values={"crds": {"enabled": False}},
+    ),
+    Chart(
+        name="cert-manager",
+        namespace=CERT_MANAGER_NAMESPACE,
+        repo_url="https://charts.jetstack.io",
+        chart="cert-manager",
+        version="v1.21.1",
+        app_version="v1.21.1",
+        sync_wave=WAVE_CONTROLLERS,
+        server_side_apply=True,
+        values={
+            "crds": {"enabled": True, "keep": True},
+            # HTTP-01 through the Gateway needs cert-manager's Gateway API support.
+            "config": {
+                "apiVersion": "controller.config.cert-manager.io/v1alpha1",
+                "kind": "ControllerConfiguration",
+                "enableGatewayAPI": True,
+            },
+            "prometheus": {"enabled": True, "servicemonitor": {"enabled": True}},
+        },
+    ),
+    Chart(
+        name="kube-prometheus-stack",
+        namespace=MONITORING_NAMESPACE,
+        repo_url="https://prometheus-community.github.io/helm-charts",
+        chart="kube-prometheus-stack",
+        version="88.2.0",
+        app_version="v0.93.0",
+        sync_wave=WAVE_CONTROLLERS,
+        server_side_apply=True,
+        values={
+            # The CRDs come from prometheus-operator-crds at the earlier wave.
+            "crds": {"enabled": False},
+            "prometheus": {
+                "prometheusSpec": {
+                    # Pick up ServiceMonitors and PrometheusRules from every namespace.
+                    "serviceMonitorSelectorNilUsesHelmValues": False,
+                    "ruleSelectorNilUsesHelmValues": False,
+                    "retention": "15d",
+                }
+            },
+            "alertmanager": {
+                "alertmanagerSpec": {
+                    # Route with the AlertmanagerConfig of this repository from any namespace.
+                    # Its alerts aggregate `by (job)` and carry no namespace label, so the
+                    # operator must not add a namespace matcher to its route.
+                    "alertmanagerConfigSelector": {
+                        "matchLabels": {"app.kubernetes.io/part-of": "cap-verifier-ops"}
+                    },
+                    "alertmanagerConfigNamespaceSelector": {},
+                    "alertmanagerConfigMatcherStrategy": {"type": "None"},
+                }
+            },
+            "grafana": {
+                "sidecar": {
+                    "dashboards": {
+                        "enabled": True,
+                        "label": GRAFANA_DASHBOARD_LABEL,
+                        "labelValue": "1",
+                        "searchNamespace": "ALL",
+                    }
+                }
+            },
+        },
+    ),
+    Chart(
+        name="argo-rollouts",
+        namespace=ROLLOUTS_NAMESPACE,
+        repo_url="https://argoproj.github.io/argo-helm",
+        chart="argo-rollouts",
+        version="2.41.1",
+        app_version="v1.9.1",
+        sync_wave=WAVE_CONTROLLERS,
+        server_side_apply=True,
+        values={
+            "installCRDs": True,
+            "keepCRDs": True,
+            "controller": {
+                "trafficRouterPlugins": [
+                    {
+                        "name": ROLLOUTS_GATEWAY_PLUGIN,
+                        "location": ROLLOUTS_GATEWAY_PLUGIN_URL,
+                        "sha256": ROLLOUTS_GATEWAY_PLUGIN_SHA256,
+                    }
+                ],
+                "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}},
+            },
+        },
+    ),
+    Chart(
+        name="cloudnative-pg",
+        namespace=CNPG_NAMESPACE,
+        repo_url="https://cloudnative-pg.github.io/charts",
+        chart="cloudnative-pg",
+        version="0.29.0",
+        app_version="1.30.0",
+        sync_wave=WAVE_CONTROLLERS,
+        server_side_apply=True,
+        values={"crds": {"create": True}, "monitoring": {"podMonitorEnabled": True}},
+    ),
+    Chart(
+        name="external-secrets",
+        namespace=EXTERNAL_SECRETS_NAMESPACE,
+        repo_url="https://charts.external-secrets.io",
+        chart="external-secrets",
+        version="2.9.0",
+        app_version="v2.9.0",
+        sync_wave=WAVE_CONTROLLERS,
+        server_side_apply=True,
+        values={"installCRDs": True, "serviceMonitor": {"enabled": True}},
+    ),
+    Chart(
+        name="metrics-server",
+        namespace=METRICS_SERVER_NAMESPACE,
+        repo_url="https://kubernetes-sigs.github.io/metrics-server",
+        chart="metrics-server",
+        version="3.14.0",
+        app_version="0.9.0",
+        sync_wave=WAVE_CONTROLLERS,
+    ),
+)
+
+
+def chart(name: str) -> Chart:
+    """The platform chart called ``name``."""
+    for spec in (*PLATFORM_CHARTS, ARGOCD):
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no platform chart {name!r}")
