@@ -7,10 +7,11 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
+CHECKOV_STAMP := $(TOOLS)/checkov/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv fmt generate render check lint typecheck test test-fast bench up down status smoke clean
+.PHONY: help venv fmt generate render check lint typecheck test test-fast checkov bench up down status smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,11 +26,15 @@ $(SYNCED): uv.lock pyproject.toml | $(UV)
 
 venv: $(SYNCED) ## create .venv from uv.lock
 
-fmt: $(SYNCED) ## format the Python sources
-	$(BIN)/ruff format service tools tests bench alerts infra
+$(CHECKOV_STAMP): tools/checkov/requirements.txt tools/checkov/bootstrap.sh | $(UV)
+	PYTHON=$(PYTHON) UV=$(UV) bash tools/checkov/bootstrap.sh
 
-generate: $(SYNCED) ## regenerate the rule files from alerts/config.yaml
+fmt: $(SYNCED) ## format the Python sources
+	$(BIN)/ruff format service tools tests bench alerts infra dashboards
+
+generate: $(SYNCED) ## regenerate the rule files and the dashboard from alerts/config.yaml
 	$(BIN)/python alerts/generate.py
+	$(BIN)/python dashboards/generate.py
 
 render: $(SYNCED) ## write deploy/<env>/ from the Kubernetes model (deterministic)
 	$(BIN)/python -m infra.render
@@ -37,19 +42,24 @@ render: $(SYNCED) ## write deploy/<env>/ from the Kubernetes model (deterministi
 check: fmt generate render lint test ## everything, in order: format, generate, lint, test
 
 lint: $(SYNCED) ## ruff (lint + format check)
-	$(BIN)/ruff check service tools tests bench alerts infra
-	$(BIN)/ruff format --check service tools tests bench alerts infra
+	$(BIN)/ruff check service tools tests bench alerts infra dashboards
+	$(BIN)/ruff format --check service tools tests bench alerts infra dashboards
+	$(BIN)/python dashboards/generate.py --check
 
-typecheck: $(SYNCED) ## mypy --strict on the packages and the rule generator
+typecheck: $(SYNCED) ## mypy --strict on the packages, the generators and infra/
 	$(BIN)/mypy
 	$(BIN)/mypy --strict alerts/generate.py
+	$(BIN)/mypy --strict dashboards/generate.py
 	$(BIN)/mypy --strict infra
 
-test: lint typecheck ## the whole suite: lint, types, pytest
+test: lint typecheck $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: $(SYNCED) ## pytest only, without lint and types
+test-fast: $(SYNCED) $(CHECKOV_STAMP) ## pytest only, without lint and types
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
+	$(BIN)/pytest tests/infra/test_checkov.py $(PYTEST_ARGS)
 
 bench: $(SYNCED) ## benchmark the service with wrk (not part of make test)
 	$(BIN)/python bench/run.py

@@ -23,6 +23,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from cap_ops.generated import write_or_check
+
 ALERTS_DIR = Path(__file__).resolve().parent
 CONFIG_PATH = ALERTS_DIR / "config.yaml"
 SEVERITIES = ("critical", "warning", "info")
@@ -658,21 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"alerts/config.yaml: {exc}", file=sys.stderr)
         return 2
-    stale = []
-    for name, text in outputs.items():
-        path = ALERTS_DIR / name
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(name)
-        else:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote alerts/{name}")
-    if stale:
-        print(f"not current, run alerts/generate.py: {', '.join(stale)}", file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(outputs, ALERTS_DIR, "alerts/generate.py", check=args.check)
 
 
 if __name__ == "__main__":

@@ -53,16 +53,12 @@ class Program:
     objects: KubernetesObjects | None = None
     bootstrap: GitOpsBootstrap | None = None
 
-    @property
-    def components(self) -> list[pulumi.ComponentResource]:
-        return [c for c in (self.charts, self.objects, self.bootstrap) if c is not None]
-
 
 def build(cfg: EnvConfig) -> Program:
     """Register the resources of ``cfg``'s environment."""
-    # An explicit provider: the kubeconfig context of the stack, never whatever is current.
+    # An explicit provider on the stack's kubeconfig context (the current context when unset).
     provider = k8s.Provider("kubernetes", context=cfg.kube_context)
-    opts = pulumi.ResourceOptions(provider=provider)
+    opts = pulumi.ResourceOptions(providers=[provider])  # inherited by every child
     if cfg.gitops:
         bootstrap = GitOpsBootstrap(
             "gitops",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from infra.config import EnvConfig
 from infra.model import (
     certs,
+    dashboards,
     database,
     gateway,
     monitoring,
@@ -79,5 +80,6 @@ def model(cfg: EnvConfig) -> list[Manifest]:
         *certs.objects(cfg),
         *gateway.objects(cfg),
         *monitoring.objects(cfg),
+        *dashboards.objects(cfg),
     ]
     return [_annotate(obj) for obj in objects]

@@ -27,6 +27,7 @@ from infra.model.secrets import REGISTRY_SECRET, REGISTRY_URL_KEY
 CONFIG_MAP = f"{APP}-config"
 REGISTRY_PVC = f"{APP}-registry"
 MIGRATE_CONTAINER = "migrate"
+REGISTRY_URL_DIR = "/var/run/cap-verifier/registry"
 
 
 def image(cfg: EnvConfig) -> str:
@@ -55,10 +56,17 @@ def service_config(cfg: EnvConfig) -> dict[str, Any]:
             "audience": cfg.oauth2_audience,
             "jwks_url": cfg.oauth2_jwks_url,
         },
-        "registry": {"url": cfg.registry_url},
+        "registry": _registry_config(cfg),
         "logging": {"level": cfg.log_level},
         "metrics": {"require_auth": False},
     }
+
+
+def _registry_config(cfg: EnvConfig) -> dict[str, str]:
+    if cfg.registry_kind == "sqlite":
+        return {"url": cfg.registry_url}
+    # url (without the password) documents the target; url_file, with it, wins.
+    return {"url": cfg.registry_url, "url_file": f"{REGISTRY_URL_DIR}/{REGISTRY_URL_KEY}"}
 
 
 def service_config_text(cfg: EnvConfig) -> str:
@@ -115,18 +123,12 @@ def termination_grace_seconds(cfg: EnvConfig) -> int:
 
 
 def _env(cfg: EnvConfig) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [
-        {"name": "CAP_VERIFIER_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
-    ]
-    if cfg.registry_kind == "postgresql":
-        # The registry URL with its password, assembled by External Secrets; never in git.
-        env.append(
-            {
-                "name": "CAP_VERIFIER_REGISTRY__URL",
-                "valueFrom": {"secretKeyRef": {"name": REGISTRY_SECRET, "key": REGISTRY_URL_KEY}},
-            }
-        )
-    return env
+    return [{"name": "CAP_VERIFIER_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"}]
+
+
+def _pull_policy(cfg: EnvConfig) -> str:
+    """A digest never changes; a tag may, so pull it (and authenticate) every time."""
+    return "IfNotPresent" if cfg.image_digest is not None else "Always"
 
 
 SECURITY_CONTEXT: dict[str, Any] = {
@@ -141,12 +143,16 @@ SECURITY_CONTEXT: dict[str, Any] = {
 }
 
 
-def _mounts() -> list[dict[str, Any]]:
-    return [
+def _mounts(cfg: EnvConfig) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
         {"name": "data", "mountPath": "/data"},
     ]
+    if cfg.registry_kind == "postgresql":
+        # The registry URL with its password, a file from External Secrets; never in git or env.
+        mounts.append({"name": "registry-url", "mountPath": REGISTRY_URL_DIR, "readOnly": True})
+    return mounts
 
 
 def migrate_container(cfg: EnvConfig) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def migrate_container(cfg: EnvConfig) -> dict[str, Any]:
     return {
         "name": MIGRATE_CONTAINER,
         "image": image(cfg),
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": _pull_policy(cfg),
         "args": ["migrate", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
         "env": _env(cfg),
         "resources": {
@@ -162,7 +168,7 @@ def migrate_container(cfg: EnvConfig) -> dict[str, Any]:
             "limits": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
         },
         "securityContext": dict(SECURITY_CONTEXT),
-        "volumeMounts": _mounts(),
+        "volumeMounts": _mounts(cfg),
     }
 
 
@@ -170,7 +176,7 @@ def container(cfg: EnvConfig) -> dict[str, Any]:
     return {
         "name": APP,
         "image": image(cfg),
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": _pull_policy(cfg),
         "args": ["serve", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "env": _env(cfg),
@@ -183,7 +189,7 @@ def container(cfg: EnvConfig) -> dict[str, Any]:
         "readinessProbe": _probe("/readyz", 5, 2),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(cfg.prestop_sleep_seconds)]}}},
         "securityContext": dict(SECURITY_CONTEXT),
-        "volumeMounts": _mounts(),
+        "volumeMounts": _mounts(cfg),
     }
 
 
@@ -193,11 +199,23 @@ def volumes(cfg: EnvConfig) -> list[dict[str, Any]]:
         data = {"name": "data", "persistentVolumeClaim": {"claimName": REGISTRY_PVC}}
     else:
         data = {"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}
-    return [
+    out = [
         {"name": "config", "configMap": {"name": CONFIG_MAP}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         data,
     ]
+    if cfg.registry_kind == "postgresql":
+        out.append(
+            {
+                "name": "registry-url",
+                "secret": {
+                    "secretName": REGISTRY_SECRET,
+                    "items": [{"key": REGISTRY_URL_KEY, "path": REGISTRY_URL_KEY}],
+                    "defaultMode": 0o440,  # owner and fsGroup (the service's group) read
+                },
+            }
+        )
+    return out
 
 
 def pod_spec(cfg: EnvConfig) -> dict[str, Any]:

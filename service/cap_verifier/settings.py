@@ -109,11 +109,16 @@ class CacheSettings(_Section, frozen=True):
     ttl_seconds: Seconds = 3600.0
 
 
+_REGISTRY_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "postgresql://")
+
+
 class RegistrySettings(_Section, frozen=True):
     url: str = "sqlite:///data/registry.db"
+    url_file: str | None = None
+    """A file holding the URL (with its password), e.g. a mounted Secret; wins over ``url``."""
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+        if not self.url.startswith(_REGISTRY_SCHEMES):
             raise ValueError(
                 "registry.url must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
             )
@@ -198,7 +203,10 @@ def _friendly(err: msgspec.ValidationError) -> str:
 
 def _file_keys(settings: Settings) -> dict[str, str | None]:
     tls = settings.tls
-    files: dict[str, str | None] = {"oauth2.jwks_ca_file": settings.oauth2.jwks_ca_file}
+    files: dict[str, str | None] = {
+        "oauth2.jwks_ca_file": settings.oauth2.jwks_ca_file,
+        "registry.url_file": settings.registry.url_file,
+    }
     if tls.enabled:
         files |= {"tls.cert": tls.cert, "tls.key": tls.key, "tls.client_ca": tls.client_ca}
     return files
@@ -240,4 +248,19 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     except msgspec.ValidationError as err:
         raise ConfigError(_friendly(err)) from None
     check_files(settings)
-    return settings
+    return _with_registry_url_file(settings)
+
+
+def _with_registry_url_file(settings: Settings) -> Settings:
+    """Read ``registry.url_file`` into ``registry.url``; an error never shows the file's text."""
+    name = settings.registry.url_file
+    if name is None:
+        return settings
+    url = Path(name).read_text(encoding="utf-8").strip()
+    if not url.startswith(_REGISTRY_SCHEMES) or "\n" in url:
+        raise ConfigError(
+            f"config error: registry.url_file: {name} does not hold one sqlite:/// or "
+            "postgresql+psycopg:// URL"
+        )
+    registry = msgspec.structs.replace(settings.registry, url=url)
+    return msgspec.structs.replace(settings, registry=registry)

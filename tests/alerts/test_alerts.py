@@ -4,11 +4,9 @@ and the generated rule files against a fresh generation."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from support.require import need
+from support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
@@ -65,13 +64,7 @@ def stem(path: Path, suffix: str) -> str:
 
 @cache
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("alerts_generate", ALERTS / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ALERTS / "generate.py", "alerts_generate")
 
 
 @cache

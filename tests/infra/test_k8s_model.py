@@ -250,9 +250,20 @@ def test_config_file_mounted_and_valid_for_the_verifier(
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/etc/cap-verifier"]["readOnly"] is True
     assert {"/tmp", "/data"} <= set(mounts)
+    text = pol.one(objs, "ConfigMap", "cap-verifier-config")["data"]["config.yaml"]
+    url_file = pol.service_config(objs)["registry"].get("url_file")
+    if url_file is not None:
+        # The mounted Secret, as External Secrets renders its template with a test password.
+        es = pol.one(objs, "ExternalSecret", "cap-verifier-registry")
+        template = es["spec"]["target"]["template"]["data"]["url"]
+        secret = tmp_path / "url"
+        secret.write_text(template.replace("{{ .password | urlquery }}", "test%2Fpass"))
+        text = text.replace(url_file, str(secret))
     path = tmp_path / "config.yaml"
-    path.write_text(pol.one(objs, "ConfigMap")["data"]["config.yaml"])
+    path.write_text(text)
     settings = load_settings(path, environ={})
+    if url_file is not None:
+        assert settings.registry.url.startswith("postgresql+psycopg://cap_verifier:test%2Fpass@")
     assert settings.server.port == 8080
     assert settings.tls.enabled is False
     assert settings.logging.level == configs[env].log_level
@@ -311,7 +322,7 @@ def _dns_by_namespace_only(objs: Objs) -> None:
 
 
 def _enable_pod_tls(objs: Objs) -> None:
-    data = pol.one(objs, "ConfigMap")["data"]
+    data = pol.one(objs, "ConfigMap", "cap-verifier-config")["data"]
     data["config.yaml"] = data["config.yaml"].replace("enabled: false", "enabled: true")
 
 

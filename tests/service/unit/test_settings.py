@@ -84,6 +84,35 @@ def test_a_bad_value_is_one_line_naming_the_key(
     assert key in message
 
 
+def test_registry_url_file_holds_the_url(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql+psycopg://cap:s3cret@db:5432/cap?sslmode=require\n")
+    path = write(tmp_path, f"registry: {{url_file: {secret}}}")
+    settings = load_settings(path, BASE_ENV)
+    assert settings.registry.url == "postgresql+psycopg://cap:s3cret@db:5432/cap?sslmode=require"
+
+
+@pytest.mark.parametrize("content", ["mysql://cap:s3cret@db/cap", "", "sqlite:///a\nsqlite:///b"])
+def test_registry_url_file_with_a_bad_url_is_one_line_without_it(
+    tmp_path: Path, content: str
+) -> None:
+    secret = tmp_path / "url"
+    secret.write_text(content)
+    path = write(tmp_path, f"registry: {{url_file: {secret}}}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, BASE_ENV)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("config error: registry.url_file:")
+    assert "s3cret" not in message
+
+
+def test_registry_url_file_missing_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, f"registry: {{url_file: {tmp_path / 'absent'}}}")
+    with pytest.raises(ConfigError, match=r"^config error: registry.url_file: .* does not exist$"):
+        load_settings(path, BASE_ENV)
+
+
 def test_missing_required_key_is_named() -> None:
     env = {k: v for k, v in BASE_ENV.items() if "AUDIENCE" not in k}
     with pytest.raises(ConfigError, match=r"oauth2\.audience: required key is missing"):

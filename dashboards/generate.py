@@ -1,0 +1,753 @@
+"""Write the Grafana dashboards of ``dashboards/`` from Python (grafana-foundation-sdk).
+
+    .venv/bin/python dashboards/generate.py           # (re)write dashboards/*.json
+    .venv/bin/python dashboards/generate.py --check   # exit 1 when a committed file is not current
+
+The output is a pure function of ``alerts/config.yaml`` (the one table of tunables that the
+alert rules read too): same config, same bytes. Every dashboard passes through
+:func:`dashboard`, the one place that applies the shared settings (uid from the file name,
+tags, refresh, time zone, the ``datasource`` and ``job`` variables, panel ids).
+
+The panels read the recording rules of ``alerts/verifier.recording.rules.yaml`` wherever an alert
+does, so that a panel shows what its alert sees, and draw the alert's threshold from the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as common_builder
+from grafana_foundation_sdk.builders import dashboard as dashboard_builder
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+from ruamel.yaml import YAML
+
+from cap_ops.generated import write_or_check
+
+DASHBOARDS_DIR = Path(__file__).resolve().parent
+ROOT = DASHBOARDS_DIR.parent
+CONFIG_PATH = ROOT / "alerts" / "config.yaml"
+
+TAGS = ["cap-verifier", "generated"]
+REFRESH = "30s"  # the scrape interval of the ServiceMonitor (ORR 3.1)
+TIMEZONE = "utc"
+TIME_FROM = "now-6h"
+DATASOURCE_VARIABLE = "datasource"
+JOB_VARIABLE = "job"
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
+JOB = f'job=~"${JOB_VARIABLE}"'
+"""The matcher of every selector: what the alerts select on (``selector`` in the config)."""
+
+P99 = 0.99  # the second latency quantile shown next to the SLO's (ORR 3.2: p95/p99)
+COLORS = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+_SELECTOR = re.compile(r'job="([^"\\]+)"')
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+class ConfigError(ValueError):
+    """alerts/config.yaml lacks a value the dashboards read, or holds one of the wrong type."""
+
+
+# Recording rules (alerts/verifier.recording.rules.yaml), named as alerts/generate.py names them;
+# tests/dashboards checks that every one the dashboards read is defined.
+REQUESTS_RATE = "job:cap_verifier_requests:rate5m"
+AUTH_FAILURES_RATE = "job_reason:cap_verifier_auth_failures:rate5m"
+CACHE_HIT_RATIO = "job:cap_verifier_cache_hits:ratio_rate5m"
+
+
+def error_ratio(window: str) -> str:
+    return f"job:cap_verifier_request_errors:ratio_rate{window}"
+
+
+def latency_quantile(quantile: float) -> str:
+    return f"job:cap_verifier_request_duration_seconds:p{quantile * 100:g}_5m"
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    severity: str
+    long: str
+    short: str
+    factor: float
+
+
+@dataclass(frozen=True)
+class Tunables:
+    """The values of alerts/config.yaml that the dashboards draw."""
+
+    job: str
+    """The default of the ``job`` variable: the job of the config's selector."""
+    excluded_endpoints: tuple[str, ...]
+    availability_target: float
+    latency_quantile: float
+    latency_threshold_seconds: float
+    burn_windows: tuple[BurnWindow, ...]
+    jwks_cache_ttl_seconds: float
+    jwks_max_stale_seconds: float
+    jwks_failure_window: str
+    target_down_percent: float
+    auth_failure_ratio: float
+    cache_hit_ratio: float
+
+    @property
+    def error_budget(self) -> float:
+        """The share of API requests the availability objective lets fail: 1 - target."""
+        return round(1 - self.availability_target, 10)
+
+    @property
+    def api(self) -> str:
+        """The matchers of API requests: probes and scrapes excluded, as in the SLIs."""
+        if not self.excluded_endpoints:
+            return JOB
+        return f'{JOB},endpoint!~"{"|".join(self.excluded_endpoints)}"'
+
+    @property
+    def fast_burn(self) -> BurnWindow:
+        """The window pair that pages first: the largest factor."""
+        return max(self.burn_windows, key=lambda w: w.factor)
+
+    @property
+    def burn_ranges(self) -> list[str]:
+        """Every window of the burn-rate alerts, shortest first."""
+        windows = {w.long for w in self.burn_windows} | {w.short for w in self.burn_windows}
+        return sorted(windows, key=seconds)
+
+
+def seconds(duration: str) -> float:
+    """Seconds of a Prometheus duration such as ``5m`` or ``1h30m``."""
+    parts = _DURATION.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ConfigError(f"{duration!r} is not a Prometheus duration")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def _at(data: Any, path: str) -> Any:
+    value = data
+    for key in path.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            raise ConfigError(f"{path}: missing")
+        value = value[key]
+    return value
+
+
+def _number(data: Any, path: str) -> float:
+    value = _at(data, path)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{path}: expected a number")
+    return float(value)
+
+
+def _text(data: Any, path: str) -> str:
+    value = _at(data, path)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: expected a non-empty string")
+    return value
+
+
+def _duration(data: Any, path: str) -> str:
+    value = _text(data, path)
+    try:
+        seconds(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return value
+
+
+def _burn_window(data: Any, index: int) -> BurnWindow:
+    try:
+        return BurnWindow(
+            severity=_text(data, "severity"),
+            long=_duration(data, "long"),
+            short=_duration(data, "short"),
+            factor=_number(data, "factor"),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"burn_rate_windows[{index}].{exc}") from None
+
+
+def load_tunables(path: Path = CONFIG_PATH) -> Tunables:
+    """Read the values the dashboards draw from alerts/config.yaml."""
+    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    selector = _text(data, "selector")
+    match = _SELECTOR.fullmatch(selector)
+    if match is None:
+        raise ConfigError('selector: the dashboards expect one job, job="<name>"')
+    excluded = _at(data, "sli_excluded_endpoints")
+    if not isinstance(excluded, list) or not all(isinstance(e, str) for e in excluded):
+        raise ConfigError("sli_excluded_endpoints: expected a list of strings")
+    windows = _at(data, "burn_rate_windows")
+    if not isinstance(windows, list) or not windows:
+        raise ConfigError("burn_rate_windows: expected a non-empty list")
+    burn_windows = tuple(_burn_window(w, i) for i, w in enumerate(windows))
+    return Tunables(
+        job=match.group(1),
+        excluded_endpoints=tuple(excluded),
+        availability_target=_number(data, "slo.availability_target"),
+        latency_quantile=_number(data, "slo.latency_quantile"),
+        latency_threshold_seconds=_number(data, "slo.latency_threshold_seconds"),
+        burn_windows=burn_windows,
+        jwks_cache_ttl_seconds=_number(data, "jwks.cache_ttl_seconds"),
+        jwks_max_stale_seconds=_number(data, "jwks.max_stale_seconds"),
+        jwks_failure_window=_duration(data, "alerts.VerifierJWKSStale.failure_window"),
+        target_down_percent=_number(data, "alerts.VerifierTargetDown.warning.down_percent"),
+        auth_failure_ratio=_number(data, "alerts.VerifierAuthFailuresHigh.ratio"),
+        cache_hit_ratio=_number(data, "alerts.VerifierCacheHitRatioLow.ratio"),
+    )
+
+
+# --- Building blocks ------------------------------------------------------------------------
+
+
+def percent(ratio: float) -> str:
+    return f"{ratio * 100:g}%"
+
+
+def human_seconds(value: float) -> str:
+    """600 -> 10m, 3600 -> 1h, 0.5 -> 500ms."""
+    if value < 1:
+        return f"{value * 1000:g}ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value % size == 0:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}s"
+
+
+def query(expr: str, legend: str, ref_id: str) -> prometheus.Dataquery:
+    """One PromQL target on the dashboard's datasource variable, with its ref_id."""
+    return (
+        prometheus.Dataquery()
+        .expr(expr)
+        .legend_format(legend)
+        .ref_id(ref_id)
+        .datasource(DATASOURCE)
+        .range()
+    )
+
+
+def targets(*queries: tuple[str, str]) -> list[cogbuilder.Builder[Any]]:
+    """(expr, legend) pairs as targets with ref_ids A, B, C, ... in order."""
+    return [query(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
+
+
+def steps(base: str, *thresholds: tuple[float, str]) -> dashboard_builder.ThresholdsConfig:
+    """Absolute threshold steps: ``base`` colour below the first value."""
+    return (
+        dashboard_builder.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps(
+            [
+                model.Threshold(value=None, color=base),
+                *(model.Threshold(value=v, color=c) for v, c in thresholds),
+            ]
+        )
+    )
+
+
+def color(name: str) -> model.DynamicConfigValue:
+    return model.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": name})
+
+
+def graph(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[tuple[str, str]],
+    *,
+    width: int,
+    height: int = 8,
+    thresholds: dashboard_builder.ThresholdsConfig | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .targets(targets(*queries))
+        .fill_opacity(10)
+        .legend(
+            common_builder.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(
+            common_builder.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
+    )
+    if thresholds is not None:
+        panel = panel.thresholds(thresholds).thresholds_style(
+            common_builder.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
+    if minimum is not None:
+        panel = panel.min(minimum)
+    if maximum is not None:
+        panel = panel.max(maximum)
+    return panel
+
+
+def single(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[tuple[str, str]],
+    *,
+    width: int,
+    height: int = 5,
+    thresholds: dashboard_builder.ThresholdsConfig | None = None,
+    sparkline: bool = True,
+    text_mode: common.BigValueTextMode = common.BigValueTextMode.AUTO,
+    no_value: str = "",
+) -> stat.Panel:
+    panel = (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .targets(targets(*queries))
+        .graph_mode(common.BigValueGraphMode.AREA if sparkline else common.BigValueGraphMode.NONE)
+        .color_mode(common.BigValueColorMode.VALUE)
+        .text_mode(text_mode)
+        .reduce_options(common_builder.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .thresholds(thresholds or steps("green"))
+    )
+    if no_value:
+        panel = panel.no_value(no_value)
+    return panel
+
+
+Section = tuple[str, Sequence[cogbuilder.Builder[model.Panel]]]
+"""A row title and its panels, laid out left to right, wrapping at 24 columns."""
+
+
+def uid(file_name: str) -> str:
+    """A stable uid from the file name (the mixin's ``std.md5(filename)``), 32 characters."""
+    return hashlib.md5(file_name.encode(), usedforsecurity=False).hexdigest()
+
+
+def dashboard(
+    file_name: str, title: str, description: str, default_job: str, sections: Sequence[Section]
+) -> model.Dashboard:
+    """The one place that applies the settings every dashboard shares."""
+    builder = (
+        dashboard_builder.Dashboard(title)
+        .uid(uid(file_name))
+        .description(description)
+        .tags(TAGS)
+        .refresh(REFRESH)
+        .timezone(TIMEZONE)
+        .time(TIME_FROM, "now")
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .readonly()  # generated: an edit in Grafana is lost at the next deployment
+        .annotation(  # Grafana's built-in "Annotations & Alerts", as Grafana itself writes it
+            dashboard_builder.AnnotationQuery()
+            .name("Annotations & Alerts")
+            .datasource(model.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+            .enable(True)
+            .hide(True)
+            .icon_color("rgba(0, 211, 255, 1)")
+            .type("dashboard")
+            .built_in(1)
+        )
+        .with_variable(
+            dashboard_builder.DatasourceVariable(DATASOURCE_VARIABLE)
+            .label("Data source")
+            .type("prometheus")
+        )
+        .with_variable(
+            dashboard_builder.QueryVariable(JOB_VARIABLE)
+            .label("Job")
+            .datasource(DATASOURCE)
+            .query("label_values(cap_verifier_build_info, job)")
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(model.VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(".+")
+            .current(model.VariableOption(selected=True, text=[default_job], value=[default_job]))
+        )
+    )
+    for row_title, panels in sections:
+        builder = builder.with_row(dashboard_builder.Row(row_title))
+        for panel in panels:
+            builder = builder.with_panel(panel)
+    built = builder.build()
+    for number, placed in enumerate(built.panels or [], start=1):
+        placed.id_val = number
+    return built
+
+
+# --- The verifier dashboard -----------------------------------------------------------------
+
+
+def verifier(t: Tunables) -> model.Dashboard:
+    """Traffic, errors, latency, authentication and the policy cache of the verifier."""
+    api = t.api
+    budget = t.error_budget
+    fast = t.fast_burn
+    p_slo = f"p{t.latency_quantile * 100:g}"
+    p_99 = f"p{P99 * 100:g}"
+    critical = [w.factor for w in t.burn_windows if w.severity == "critical"]
+    critical_factor = min(critical) if critical else fast.factor
+    probes = ", ".join(t.excluded_endpoints)
+
+    def rate(metric: str, matchers: str) -> str:
+        return f"rate({metric}{{{matchers}}}[$__rate_interval])"
+
+    def quantile(q: float, by: str) -> str:
+        bucket = rate("cap_verifier_request_duration_seconds_bucket", api)
+        return f"histogram_quantile({q:g}, sum by ({by}) ({bucket}))"
+
+    overview: Section = (
+        "Overview",
+        [
+            single(
+                "Total Requests",
+                f"API requests per second ({probes} excluded), every result; the sparkline is"
+                " the trend over the time range.",
+                "reqps",
+                [(f"sum({rate('cap_verifier_requests_total', api)})", "requests/s")],
+                width=8,
+            ),
+            single(
+                "Targets Down",
+                "Share of the scrape targets of the job that do not answer Prometheus. Alert"
+                f" VerifierTargetDown: warning above {t.target_down_percent:g}%, critical when"
+                " no target is up (then this panel shows no target).",
+                "percent",
+                [
+                    (
+                        f"100 * (count(up{{{JOB}}} == 0) or vector(0)) / count(up{{{JOB}}})",
+                        "down",
+                    )
+                ],
+                width=8,
+                thresholds=steps("green", (t.target_down_percent, "red")),
+                no_value="no target",
+            ),
+            single(
+                "Versions Running",
+                "Processes per service version (cap_verifier_build_info): more than one version"
+                " during a rollout only.",
+                "short",
+                [(f"count by (version) (cap_verifier_build_info{{{JOB}}})", "{{version}}")],
+                width=8,
+                sparkline=False,
+                text_mode=common.BigValueTextMode.VALUE_AND_NAME,
+            ),
+        ],
+    )
+
+    results = graph(
+        "Request Results",
+        f"API requests per second by result ({probes} excluded): ok = 2xx/3xx,"
+        " warn = 4xx, fail = 5xx or unhandled (label result of cap_verifier_requests_total).",
+        "reqps",
+        [(f"sum by (result) ({rate('cap_verifier_requests_total', api)})", "{{result}}")],
+        width=12,
+        minimum=0,
+    )
+    for result, colour in COLORS.items():
+        results = results.override_by_name(result, [color(colour)])
+
+    requests: Section = (
+        "Requests and errors",
+        [
+            results,
+            graph(
+                "Error Rate",
+                f"Share of API requests answered with a 5xx over {fast.short} and {fast.long}"
+                " (the recording rules VerifierErrorBudgetBurn reads). Orange: the error budget"
+                f" of the {percent(t.availability_target)} availability objective"
+                f" ({percent(budget)}); red: {fast.factor:g}x that"
+                f" ({percent(fast.factor * budget)}), above which on both lines the fastest"
+                " burn alert pages.",
+                "percentunit",
+                [
+                    (f"{error_ratio(fast.short)}{{{JOB}}}", f"{{{{job}}}} {fast.short}"),
+                    (f"{error_ratio(fast.long)}{{{JOB}}}", f"{{{{job}}}} {fast.long}"),
+                ],
+                width=12,
+                thresholds=steps(
+                    "green", (budget, "orange"), (round(fast.factor * budget, 10), "red")
+                ),
+                minimum=0,
+            ),
+            graph(
+                "Error Budget Burn Rate",
+                "Error ratio over each window of the VerifierErrorBudgetBurn alerts divided by"
+                f" the error budget ({percent(budget)}): 1 spends the budget in exactly the SLO"
+                " period. The alerts fire when a long and a short window both exceed their"
+                " factor: "
+                + "; ".join(
+                    f"{w.factor:g}x over {w.long} and {w.short} ({w.severity})"
+                    for w in t.burn_windows
+                )
+                + ".",
+                "x",
+                [
+                    (f"{error_ratio(window)}{{{JOB}}} / {budget:g}", f"{{{{job}}}} {window}")
+                    for window in t.burn_ranges
+                ],
+                width=12,
+                thresholds=steps("green", (1, "orange"), (critical_factor, "red")),
+                minimum=0,
+            ),
+            graph(
+                "Verification Verdicts",
+                "Verdicts of /verify per second (cap_verifier_verifications_total): ok, warn,"
+                " fail are the policy outcome, not the HTTP status.",
+                "ops",
+                [
+                    (
+                        f"sum by (verdict) ({rate('cap_verifier_verifications_total', JOB)})",
+                        "{{verdict}}",
+                    )
+                ],
+                width=12,
+                minimum=0,
+            ),
+            graph(
+                "Requests by Route and Code",
+                "Requests per second by route template and status code, probes and scrapes"
+                " included: where the errors of the panels above come from.",
+                "reqps",
+                [
+                    (
+                        f"sum by (endpoint, code) ({rate('cap_verifier_requests_total', JOB)})",
+                        "{{endpoint}} {{code}}",
+                    )
+                ],
+                width=24,
+                minimum=0,
+            ),
+        ],
+    )
+
+    latency: Section = (
+        "Latency",
+        [
+            graph(
+                "Request Duration",
+                f"{p_slo} and {p_99} of API request durations ({probes} excluded). Dashed line:"
+                f" the {p_slo} objective ({human_seconds(t.latency_threshold_seconds)});"
+                f" alert VerifierHighLatency reads the {p_slo} over 5m (the recording rule).",
+                "s",
+                [
+                    (quantile(t.latency_quantile, "job, le"), f"{{{{job}}}} {p_slo}"),
+                    (quantile(P99, "job, le"), f"{{{{job}}}} {p_99}"),
+                    (
+                        f"{latency_quantile(t.latency_quantile)}{{{JOB}}}",
+                        f"{{{{job}}}} {p_slo} (5m, alerted)",
+                    ),
+                ],
+                width=8,
+                thresholds=steps("green", (t.latency_threshold_seconds, "red")),
+                minimum=0,
+            ),
+            graph(
+                f"Request Duration {p_slo} by Route",
+                f"{p_slo} of request durations per route template ({probes} excluded).",
+                "s",
+                [(quantile(t.latency_quantile, "endpoint, le"), "{{endpoint}}")],
+                width=8,
+                thresholds=steps("green", (t.latency_threshold_seconds, "red")),
+                minimum=0,
+            ),
+            graph(
+                f"Request Duration {p_99} by Route",
+                f"{p_99} of request durations per route template ({probes} excluded).",
+                "s",
+                [(quantile(P99, "endpoint, le"), "{{endpoint}}")],
+                width=8,
+                minimum=0,
+            ),
+        ],
+    )
+
+    auth: Section = (
+        "Authentication",
+        [
+            graph(
+                "Auth Failures by Reason",
+                "Refused requests per second by reason (cap_verifier_auth_failures_total):"
+                " missing_token, invalid_token, expired, issuer, audience, unknown_kid,"
+                " insufficient_scope, client_cert.",
+                "reqps",
+                [
+                    (
+                        f"sum by (reason) ({rate('cap_verifier_auth_failures_total', JOB)})",
+                        "{{reason}}",
+                    )
+                ],
+                width=12,
+                minimum=0,
+            ),
+            graph(
+                "Auth Failure Ratio by Reason",
+                "Refused requests of one reason / all API requests, over 5m (the recording"
+                " rules). Alert VerifierAuthFailuresHigh fires above"
+                f" {percent(t.auth_failure_ratio)} (red line) when the refusals are frequent"
+                " enough.",
+                "percentunit",
+                [
+                    (
+                        f"{AUTH_FAILURES_RATE}{{{JOB}}} / on (job) group_left"
+                        f" {REQUESTS_RATE}{{{JOB}}}",
+                        "{{job}} {{reason}}",
+                    )
+                ],
+                width=12,
+                thresholds=steps("green", (t.auth_failure_ratio, "red")),
+                minimum=0,
+            ),
+            graph(
+                "JWKS Age",
+                "Seconds since each process fetched the signing keys it verifies tokens with"
+                " (-1: never loaded, alert VerifierJWKSNeverLoaded). Orange: the cache TTL"
+                f" ({human_seconds(t.jwks_cache_ttl_seconds)}, VerifierJWKSStale); red: the"
+                f" stale limit ({human_seconds(t.jwks_max_stale_seconds)}, VerifierJWKSExpired),"
+                " past which tokens are refused. Both alerts also need failed refetches (the"
+                " panel on the right).",
+                "s",
+                [(f"max by (instance) (cap_verifier_jwks_age_seconds{{{JOB}}})", "{{instance}}")],
+                width=12,
+                thresholds=steps(
+                    "red",
+                    (0, "green"),
+                    (t.jwks_cache_ttl_seconds, "orange"),
+                    (t.jwks_max_stale_seconds, "red"),
+                ),
+            ),
+            graph(
+                "JWKS Refreshes",
+                f"Fetches of the signing keys over the last {t.jwks_failure_window} by outcome"
+                " (cap_verifier_jwks_refreshes_total); errors here make an old key set alert"
+                " (VerifierJWKSStale, VerifierJWKSExpired).",
+                "short",
+                [
+                    (
+                        "sum by (outcome) (increase(cap_verifier_jwks_refreshes_total"
+                        f"{{{JOB}}}[{t.jwks_failure_window}]))",
+                        "{{outcome}}",
+                    )
+                ],
+                width=12,
+                minimum=0,
+            ),
+        ],
+    )
+
+    cache: Section = (
+        "Policy cache",
+        [
+            graph(
+                "Cache Hit Rate",
+                "IR cache hits / lookups over 5m (the recording rule) and since each process"
+                " started (cap_verifier_cache_hit_ratio). Alert VerifierCacheHitRatioLow: the"
+                f" 5m ratio below {percent(t.cache_hit_ratio)} (red below the line); expected"
+                " for a while after a restart.",
+                "percentunit",
+                [
+                    (f"{CACHE_HIT_RATIO}{{{JOB}}}", "{{job}} 5m"),
+                    (
+                        f"cap_verifier_cache_hit_ratio{{{JOB}}}",
+                        "{{instance}} since start",
+                    ),
+                ],
+                width=12,
+                thresholds=steps("red", (t.cache_hit_ratio, "green")),
+                minimum=0,
+                maximum=1,
+            ),
+            graph(
+                "Cache Lookups",
+                "IR cache hits and misses per second; every miss reads the registry.",
+                "ops",
+                [
+                    (f"sum({rate('cap_verifier_cache_hits_total', JOB)})", "hits"),
+                    (f"sum({rate('cap_verifier_cache_misses_total', JOB)})", "misses"),
+                ],
+                width=6,
+                minimum=0,
+            ),
+            graph(
+                "Cache Entries",
+                "Compiled policies (IR) held in the caches of the live processes.",
+                "short",
+                [(f"sum by (instance) (cap_verifier_cache_entries{{{JOB}}})", "{{instance}}")],
+                width=6,
+                minimum=0,
+            ),
+        ],
+    )
+
+    return dashboard(
+        "verifier.json",
+        "CAP Verifier",
+        "The CAP Verifier API: traffic, errors against the availability SLO, latency,"
+        " authentication and the policy cache. Generated by dashboards/generate.py from"
+        " alerts/config.yaml: do not edit in Grafana.",
+        t.job,
+        [overview, requests, latency, auth, cache],
+    )
+
+
+DASHBOARDS: dict[str, Callable[[Tunables], model.Dashboard]] = {"verifier.json": verifier}
+"""File name in dashboards/ -> the function building it."""
+
+
+def render(board: model.Dashboard) -> str:
+    """The JSON text of a dashboard: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(board, cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def generate(config_path: Path = CONFIG_PATH) -> dict[str, str]:
+    """File name -> content, for every dashboard."""
+    tunables = load_tunables(config_path)
+    return {name: render(build(tunables)) for name, build in DASHBOARDS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="fail when a file is not current")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=DASHBOARDS_DIR,
+        help="where the dashboards are (default: dashboards/)",
+    )
+    parser.add_argument("--config", type=Path, default=CONFIG_PATH, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        outputs = generate(args.config)
+    except ConfigError as exc:
+        print(f"alerts/config.yaml: {exc}", file=sys.stderr)
+        return 2
+    return write_or_check(outputs, args.output_dir, "dashboards/generate.py", check=args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

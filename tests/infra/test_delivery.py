@@ -1,0 +1,533 @@
+"""Delivery: the Argo CD app-of-apps, the platform charts, secrets, backups, and the canary.
+
+ORR lines of sections 1.1, 1.2, 1.3, 2.2, 2.3 and 8.1 that the rendered objects prove, each for
+every environment where it applies and against a deliberately bad input; then the GitOps
+structure (pinned charts, sync waves, projects) and the canary's queries run in promtool.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import delivery_policies as dp
+import k8s_policies as pol
+import pytest
+from infra.config import ENVIRONMENTS, EnvConfig
+from infra.model import model, rollout, sync_wave
+from infra.platform import (
+    ARGOCD,
+    PLATFORM_CHARTS,
+    WAVE_CONTROLLERS,
+    WAVE_CRDS,
+    WAVE_CUSTOM_RESOURCES,
+    WAVE_SERVICE,
+)
+from orr_tests import Bad, Check, Objs, orr_tests, rendered
+from ruamel.yaml import YAML
+
+from infra import gitops
+from support.require import need
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_README = Path("/work/shared/crds/README.md")
+DATABASE = ("staging", "prod")
+MTLS = ("staging", "prod")
+HPA = ("staging", "prod")
+CANARY = ("prod",)
+
+
+def _edit(cfg: EnvConfig, edit: Callable[[Objs], Any]) -> tuple[Objs, EnvConfig]:
+    objs = copy.deepcopy(rendered(cfg))
+    edit(objs)
+    return objs, cfg
+
+
+def _one(kind: str, name: str | None = None) -> Callable[[Objs], dict[str, Any]]:
+    return lambda objs: pol.one(objs, kind, name)
+
+
+def _drop(kind: str, name: str) -> Callable[[Objs], None]:
+    def edit(objs: Objs) -> None:
+        objs[:] = [o for o in objs if (o["kind"], o["metadata"]["name"]) != (kind, name)]
+
+    return edit
+
+
+def _canary(objs: Objs) -> dict[str, Any]:
+    spec: dict[str, Any] = pol.one(objs, "Rollout")["spec"]["strategy"]["canary"]
+    return spec
+
+
+def _metric(objs: Objs, name: str) -> dict[str, Any]:
+    metrics = pol.one(objs, "AnalysisTemplate")["spec"]["metrics"]
+    found: dict[str, Any] = next(m for m in metrics if m["name"] == name)
+    return found
+
+
+ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
+    (
+        "1.1-10",
+        dp.orr_1_1_10_backup_strategy,
+        DATABASE,
+        lambda c: _edit(
+            c, lambda o: _one("Cluster")(o)["spec"]["backup"].update(retentionPolicy="7d")
+        ),
+    ),
+    (
+        "1.2-01",
+        dp.orr_1_2_01_gateway_controller,
+        ENVIRONMENTS,
+        lambda c: _edit(c, _drop("Application", "envoy-gateway")),
+    ),
+    (
+        "1.2-07",
+        dp.orr_1_2_07_ingress_resource,
+        ENVIRONMENTS,
+        lambda c: _edit(
+            c,
+            lambda o: _one("HTTPRoute", "cap-verifier-https-redirect")(o)["spec"]["rules"][
+                0
+            ].update(backendRefs=[{"name": "cap-verifier", "port": 8080}]),
+        ),
+    ),
+    (
+        "1.3-01",
+        dp.orr_1_3_01_metrics_server,
+        HPA,
+        lambda c: _edit(
+            c,
+            lambda o: _one("Application", "metrics-server")(o)["spec"]["source"].update(
+                targetRevision="3.*"
+            ),
+        ),
+    ),
+    (
+        "2.2-02",
+        dp.orr_2_2_02_cipher_suites,
+        ENVIRONMENTS,
+        lambda c: _edit(
+            c, lambda o: _one("ClientTrafficPolicy")(o)["spec"]["tls"].update(minVersion="1.2")
+        ),
+    ),
+    (
+        "2.3-01",
+        dp.orr_2_3_01_oauth2_secret,
+        ENVIRONMENTS,
+        lambda c: _edit(
+            c,
+            lambda o: o.append(
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "leak"}, "data": {}}
+            ),
+        ),
+    ),
+    (
+        "2.3-02",
+        dp.orr_2_3_02_tls_secret,
+        ENVIRONMENTS,
+        lambda c: _edit(c, lambda o: _one("Certificate")(o)["spec"].update(secretName="other-tls")),
+    ),
+    (
+        "2.3-03",
+        dp.orr_2_3_03_client_ca_secret,
+        MTLS,
+        lambda c: _edit(c, _drop("ClusterSecretStore", "cap-verifier")),
+    ),
+    (
+        "2.3-06",
+        dp.orr_2_3_06_tls_auto_renewal,
+        ENVIRONMENTS,
+        lambda c: _edit(c, lambda o: _one("Certificate")(o)["spec"].pop("renewBefore")),
+    ),
+    (
+        "8.1-01",
+        dp.orr_8_1_01_canary_configured,
+        CANARY,
+        lambda c: _edit(
+            c,
+            lambda o: _one("HTTPRoute", "cap-verifier")(o)["spec"]["rules"][0]["backendRefs"].pop(),
+        ),
+    ),
+    (
+        "8.1-02",
+        dp.orr_8_1_02_traffic_split,
+        CANARY,
+        lambda c: _edit(c, lambda o: _canary(o)["steps"].pop(0)),
+    ),
+    (
+        "8.1-03",
+        dp.orr_8_1_03_fifteen_minutes_per_stage,
+        CANARY,
+        lambda c: _edit(c, lambda o: _canary(o)["steps"][3].update(pause={"duration": "5m"})),
+    ),
+    (
+        "8.1-04",
+        dp.orr_8_1_04_automatic_rollback,
+        CANARY,
+        lambda c: _edit(c, lambda o: _metric(o, "p95-latency").update(failureLimit=3)),
+    ),
+    (
+        "8.1-05",
+        dp.orr_8_1_05_error_rate,
+        CANARY,
+        lambda c: _edit(
+            c,
+            lambda o: _metric(o, "error-rate").update(
+                successCondition="isNaN(result[0]) || result[0] < 0.05"
+            ),
+        ),
+    ),
+    (
+        "8.1-06",
+        dp.orr_8_1_06_p95_latency,
+        CANARY,
+        lambda c: _edit(
+            c,
+            lambda o: _metric(o, "p95-latency")["provider"]["prometheus"].update(
+                query="histogram_quantile(0.95, rate(x[1m]))"
+            ),
+        ),
+    ),
+    (
+        "8.1-07",
+        dp.orr_8_1_07_5xx_per_minute,
+        CANARY,
+        lambda c: _edit(
+            c,
+            lambda o: _metric(o, "server-errors-per-minute").update(
+                successCondition="result[0] < 100"
+            ),
+        ),
+    ),
+    (
+        "8.1-08",
+        dp.orr_8_1_08_breach_for_5_minutes,
+        CANARY,
+        lambda c: _edit(c, lambda o: _metric(o, "error-rate").update(interval="10m")),
+    ),
+]
+
+globals().update(orr_tests(ORR, objects=rendered))
+
+
+# --- GitOps structure ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_platform_chart_is_an_automated_pinned_application(
+    configs: dict[str, EnvConfig], env: str
+) -> None:
+    cfg = configs[env]
+    apps = {a["metadata"]["name"]: a for a in gitops.applications(cfg)}
+    assert set(apps) == {c.name for c in PLATFORM_CHARTS}
+    for chart in PLATFORM_CHARTS:
+        assert dp.application_errors(list(apps.values()), chart.name) == []
+        spec = apps[chart.name]["spec"]
+        assert spec["source"]["targetRevision"] == chart.version
+        assert spec["source"]["helm"]["valuesObject"] == dict(chart.values)
+        assert spec["destination"]["namespace"] == chart.namespace
+        assert spec["project"] == gitops.PLATFORM_PROJECT
+        options = spec["syncPolicy"]["syncOptions"]
+        assert ("ServerSideApply=true" in options) == chart.server_side_apply, chart.name
+        assert "CreateNamespace=true" in options
+        retry = spec["syncPolicy"]["retry"]
+        assert retry["limit"] > 0, "retry"
+        assert retry["backoff"]["factor"] > 1, "retry with backoff"
+        wave = int(apps[chart.name]["metadata"]["annotations"][gitops.WAVE_ANNOTATION])
+        assert wave == chart.sync_wave
+
+
+def test_chart_app_versions_match_the_pinned_crds() -> None:
+    """The CRDs the objects are validated against are those the charts install."""
+    need(CRD_README.is_file(), f"{CRD_README} is missing")
+    tags = dict(re.findall(r"^\| ([a-z.-]+) \| \[[^\]]+\]\([^)]+/([a-z-]+)\) \| (v[0-9.]+) \|", ""))
+    rows = re.findall(
+        r"^\| ([a-z.-]+) \| \[([a-z-]+/[a-z-]+)\]\([^)]*\) \| (v[0-9.]+) \|",
+        CRD_README.read_text(encoding="utf-8"),
+        flags=re.MULTILINE,
+    )
+    tags = {project: tag for _, project, tag in rows}
+    expected = {
+        "gateway-crds": "envoyproxy/gateway",
+        "envoy-gateway": "envoyproxy/gateway",
+        "cert-manager": "cert-manager/cert-manager",
+        "prometheus-operator-crds": "prometheus-operator/prometheus-operator",
+        "kube-prometheus-stack": "prometheus-operator/prometheus-operator",
+        "argo-rollouts": "argoproj/argo-rollouts",
+        "cloudnative-pg": "cloudnative-pg/cloudnative-pg",
+        "external-secrets": "external-secrets/external-secrets",
+        "argo-cd": "argoproj/argo-cd",
+    }
+    for chart in (*PLATFORM_CHARTS, ARGOCD):
+        if chart.name in expected:
+            tag = tags[expected[chart.name]]
+            assert chart.app_version.lstrip("v") == tag.lstrip("v"), (chart.name, tag)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_sync_waves_crds_then_controllers_then_resources_then_service(
+    configs: dict[str, EnvConfig], env: str
+) -> None:
+    cfg = configs[env]
+    crd_charts = [c for c in PLATFORM_CHARTS if c.sync_wave == WAVE_CRDS]
+    controllers = [c for c in PLATFORM_CHARTS if c.sync_wave == WAVE_CONTROLLERS]
+    assert {c.name for c in crd_charts} == {"gateway-crds", "prometheus-operator-crds"}
+    assert len(controllers) == len(PLATFORM_CHARTS) - len(crd_charts)
+    objs = model(cfg)
+    for obj in objs:
+        wave = int(obj["metadata"]["annotations"][gitops.WAVE_ANNOTATION])
+        assert wave == sync_wave(obj)
+        assert wave > WAVE_CONTROLLERS, (obj["kind"], "must follow the controllers")
+        custom = "." in obj["apiVersion"].split("/")[0] and not obj["apiVersion"].startswith(
+            ("apps/", "networking.k8s.io/", "policy/", "autoscaling/", "batch/")
+        )
+        if custom:
+            options = obj["metadata"]["annotations"][gitops.SYNC_OPTIONS_ANNOTATION]
+            assert "SkipDryRunOnMissingResource=true" in options, obj["kind"]
+    workload = pol.workload(objs)
+    assert sync_wave(workload) == WAVE_SERVICE
+    for secret in pol.find(objs, "ExternalSecret"):
+        assert sync_wave(secret) == WAVE_CUSTOM_RESOURCES < sync_wave(workload)
+    for ns in pol.find(objs, "Namespace"):
+        inside = [o for o in objs if o["metadata"].get("namespace") == ns["metadata"]["name"]]
+        assert all(sync_wave(o) >= sync_wave(ns) for o in inside)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_root_application_syncs_deploy_env(configs: dict[str, EnvConfig], env: str) -> None:
+    cfg = configs[env]
+    platform, service, root = gitops.bootstrap(cfg)
+    spec = root["spec"]
+    assert spec["source"] == {
+        "repoURL": cfg.gitops_repo_url,
+        "targetRevision": cfg.gitops_revision,
+        "path": f"deploy/{env}",
+    }
+    assert (ROOT / spec["source"]["path"] / "kustomization.yaml").is_file()
+    assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True, "allowEmpty": False}
+    assert spec["project"] == service["metadata"]["name"]
+    # The service project admits exactly the kinds deployed, and only this repository.
+    deployed = [*gitops.applications(cfg), *model(cfg)]
+    allowed = {
+        (k["group"], k["kind"])
+        for k in service["spec"]["namespaceResourceWhitelist"]
+        + service["spec"]["clusterResourceWhitelist"]
+    }
+    assert allowed == {(o["apiVersion"].rpartition("/")[0], o["kind"]) for o in deployed}
+    assert service["spec"]["sourceRepos"] == [cfg.gitops_repo_url]
+    # The platform project admits the pinned chart sources only.
+    sources = {gitops.chart_source(c)["repoURL"] for c in PLATFORM_CHARTS}
+    assert set(platform["spec"]["sourceRepos"]) == sources
+    if cfg.canary_enabled:
+        assert "RespectIgnoreDifferences=true" in spec["syncPolicy"]["syncOptions"]
+        assert spec["ignoreDifferences"][0]["kind"] == "HTTPRoute"
+
+
+def test_bootstrap_rendered_apart_from_what_it_syncs() -> None:
+    for env in ENVIRONMENTS:
+        kustomization = YAML(typ="safe", pure=True).load(
+            (ROOT / "deploy" / env / "kustomization.yaml").read_text()
+        )
+        assert not [r for r in kustomization["resources"] if r.startswith("bootstrap")]
+        assert (
+            ROOT / "deploy" / env / "bootstrap" / f"application-cap-verifier-{env}.yaml"
+        ).is_file()
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_secret_value_is_rendered(configs: dict[str, EnvConfig], env: str) -> None:
+    objs = rendered(configs[env])
+    assert not pol.find(objs, "Secret")
+    for es in pol.find(objs, "ExternalSecret"):
+        for item in es["spec"]["data"]:
+            assert item["remoteRef"]["key"].startswith(configs[env].secret_key_prefix + "/")
+        for value in es["spec"]["target"].get("template", {}).get("data", {}).values():
+            # Templates only splice remote values in; no literal password.
+            assert "password" not in value.replace("{{ .password", "")
+
+
+def test_registry_url_reaches_the_pods_from_external_secrets(configs: dict[str, EnvConfig]) -> None:
+    cfg = configs["prod"]
+    objs = model(cfg)
+    es = pol.one(objs, "ExternalSecret", "cap-verifier-registry")
+    url = es["spec"]["target"]["template"]["data"]["url"]
+    assert url == (
+        "postgresql+psycopg://cap_verifier:{{ .password | urlquery }}"
+        "@cap-verifier-db-rw.cap-verifier-db.svc:5432/cap_verifier?sslmode=require"
+    )
+    spec = pol.pod_spec(objs)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["registry-url"]["secret"] == {
+        "secretName": "cap-verifier-registry",
+        "items": [{"key": "url", "path": "url"}],
+        "defaultMode": 0o440,
+    }
+    config = pol.service_config(objs)["registry"]
+    for container in [*spec["initContainers"], *spec["containers"]]:
+        # A file, not an environment variable: env leaks into /proc and crash reports.
+        assert not [e for e in container["env"] if "REGISTRY" in e["name"]]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert config["url_file"] == f"{mounts['registry-url']}/url"
+    store = pol.one(objs, "ClusterSecretStore")["spec"]
+    assert store["conditions"] == [{"namespaces": [cfg.namespace, cfg.postgresql_namespace]}]
+
+
+def test_migrations_run_before_the_server(configs: dict[str, EnvConfig]) -> None:
+    for cfg in configs.values():
+        spec = pol.pod_spec(model(cfg))
+        (init,) = spec["initContainers"]
+        (server,) = spec["containers"]
+        assert init["args"][0] == "migrate"
+        assert server["args"][0] == "serve"
+        assert init["image"] == server["image"]
+        assert init["securityContext"] == server["securityContext"]
+        assert pol.pod_security_restricted({**spec, "containers": [init]}) == []
+
+
+# --- the canary's queries, evaluated by promtool --------------------------------------------------
+
+HASH = "abc123"
+SERIES = (
+    'cap_verifier_requests_total{{job="cap-verifier",rollouts_pod_template_hash="{h}",'
+    'endpoint="/verify",method="POST",code="{code}",result="{result}"}}'
+)
+BUCKET = (
+    'cap_verifier_request_duration_seconds_bucket{{job="cap-verifier",'
+    'rollouts_pod_template_hash="{h}",endpoint="/verify",method="POST",le="{le}"}}'
+)
+# 15-second samples; the fault starts at 10m: before it 10 req/s all OK in <= 0.25 s, after it
+# 10 req/s OK plus 1 req/s 5xx (9 % errors, 60 a minute) and all requests in (0.5 s, 1 s].
+HEALTHY_STEPS = 40
+FAULTY_STEPS = 80
+
+
+def _counter(before: int, after: int) -> str:
+    """Per-15 s increments ``before`` for 10 minutes, then ``after``."""
+    end = before * HEALTHY_STEPS
+    return f"0+{before}x{HEALTHY_STEPS} {end + after}+{after}x{FAULTY_STEPS - 1}"
+
+
+def _input_series(h: str) -> list[dict[str, str]]:
+    return [
+        {"series": SERIES.format(h=h, code="200", result="ok"), "values": _counter(150, 150)},
+        {"series": SERIES.format(h=h, code="500", result="fail"), "values": _counter(0, 15)},
+        {"series": BUCKET.format(h=h, le="0.25"), "values": _counter(150, 0)},
+        {"series": BUCKET.format(h=h, le="0.5"), "values": _counter(150, 0)},
+        {"series": BUCKET.format(h=h, le="1"), "values": _counter(150, 165)},
+        {"series": BUCKET.format(h=h, le="+Inf"), "values": _counter(150, 165)},
+    ]
+
+
+def _breached(query: str, limit: float) -> str:
+    return f"({query}) >= bool {limit}"
+
+
+QUERIES = (
+    ("error-rate", rollout.error_ratio_query, rollout.MAX_ERROR_RATIO),
+    ("p95-latency", rollout.p95_latency_query, rollout.MAX_P95_SECONDS),
+    ("5xx-per-minute", rollout.server_errors_per_minute_query, rollout.MAX_5XX_PER_MINUTE),
+)
+
+
+def _promtool_file(tmp_path: Path) -> Path:
+    rules = tmp_path / "empty.rules.yaml"
+    rules.write_text("groups: []\n")
+    tests: list[dict[str, Any]] = []
+    for name, query, limit in QUERIES:
+        expr = _breached(query(HASH), limit)
+        tests.append(
+            {
+                "name": f"{name}: a 4-minute breach does not roll back, a 6-minute one does",
+                "interval": "15s",
+                "input_series": _input_series(HASH),
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "9m",
+                        "exp_samples": [{"labels": "{}", "value": 0}],
+                    },
+                    {
+                        "expr": expr,
+                        "eval_time": "14m",
+                        "exp_samples": [{"labels": "{}", "value": 0}],
+                    },
+                    {
+                        "expr": expr,
+                        "eval_time": "16m",
+                        "exp_samples": [{"labels": "{}", "value": 1}],
+                    },
+                ],
+            }
+        )
+        # Another rollout's pods breaching say nothing about this canary.
+        other = [
+            {
+                "expr": expr,
+                "eval_time": "16m",
+                "exp_samples": [] if name == "p95-latency" else [{"labels": "{}", "value": 0}],
+            }
+        ]
+        tests.append(
+            {
+                "name": f"{name}: only the canary's own pods count",
+                "interval": "15s",
+                "input_series": _input_series("stable99"),
+                "promql_expr_test": other,
+            }
+        )
+    path = tmp_path / "canary-test.yaml"
+    buffer = YAML(typ="safe", pure=True)
+    buffer.default_flow_style = False
+    with path.open("w") as stream:
+        buffer.dump(
+            {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}, stream
+        )
+    return path
+
+
+def test_canary_queries_roll_back_only_after_a_5_minute_breach(tmp_path: Path) -> None:
+    """ORR 8.1-08 with a real PromQL engine: each analysis query crosses its limit only once the
+    breach has lasted 5 minutes, and never for another ReplicaSet's pods."""
+    promtool = shutil.which("promtool")
+    need(promtool is not None, "promtool is not installed (Debian prometheus)")
+    assert promtool is not None
+    path = _promtool_file(tmp_path)
+    result = subprocess.run(
+        [promtool, "test", "rules", path.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_canary_query_check_fails_a_wrong_threshold(tmp_path: Path) -> None:
+    """The promtool harness can fail: with a limit above the fault, no breach is seen."""
+    promtool = shutil.which("promtool")
+    need(promtool is not None, "promtool is not installed (Debian prometheus)")
+    assert promtool is not None
+    path = _promtool_file(tmp_path)
+    text = path.read_text().replace(">= bool 0.01", ">= bool 0.5")
+    path.write_text(text)
+    result = subprocess.run(
+        [promtool, "test", "rules", path.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert 'result=\\"fail\\"' in output, output
+    assert "bool 0.5" in output, output

@@ -1,0 +1,491 @@
+"""The Pulumi program under mocks, for every stack in both delivery modes: policies over what it
+registers (house style: each test returns ``Output.all(urns).apply(check)``, URNs in messages).
+
+- direct mode registers exactly ``model(cfg)`` (same content) and the platform charts as Helm
+  releases; GitOps mode only Argo CD and the bootstrap objects;
+- every resource sits in a component, on the stack's provider and kubeconfig context;
+- later sync waves depend on earlier ones, the objects on the charts;
+- bad config and bad manifests fail before any resource exists.
+
+Each policy is also shown to catch a deliberately bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import runpy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from infra.__main__ import build, main
+from infra.components import (
+    GitOpsBootstrap,
+    GitOpsBootstrapArgs,
+    KubernetesObjects,
+    KubernetesObjectsArgs,
+    PlatformCharts,
+    PlatformChartsArgs,
+)
+from infra.components.kubernetes_objects import FIRST_KINDS, WAVE_ANNOTATION
+from infra.config import ENVIRONMENTS, PROJECT, ConfigError, EnvConfig, load
+from infra.model import model
+from infra.platform import ARGOCD, PLATFORM_CHARTS, Chart
+from infra.stack import decode, stack_config
+from pulumi_mocks import Registration, Run, install, uninstall
+from ruamel.yaml import YAML
+
+from infra import gitops
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = "kubernetes:helm.sh/v3:Release"
+PROVIDER = "pulumi:providers:kubernetes"
+COMPONENT_PREFIX = "capverifier:"
+MODES = pytest.mark.parametrize("gitops_mode", [False, True], ids=["direct", "gitops"])
+ENVS = pytest.mark.parametrize("env", ENVIRONMENTS)
+
+Problems = list[str]
+
+
+# --- config as the Pulumi CLI hands it over ----------------------------------------------------
+
+
+def cli_value(value: Any) -> str:
+    """A YAML config value as the CLI passes it: strings as is, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def cli_config(env: str, **changes: Any) -> dict[str, str]:
+    """``Pulumi.<env>.yaml`` as CLI strings, some keys changed (None: removed)."""
+    document = YAML(typ="safe", pure=True).load((ROOT / f"Pulumi.{env}.yaml").read_text())
+    values = dict(document["config"])
+    for key, value in changes.items():
+        values.pop(f"{PROJECT}:{key}", None)
+        if value is not None:
+            values[f"{PROJECT}:{key}"] = value
+    return {key: cli_value(value) for key, value in values.items()}
+
+
+# --- harness -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stack() -> Iterator[Callable[..., Run]]:
+    """``stack(env, **changes)``: fresh mocks and CLI-style config for one stack, then reset."""
+
+    def start(env: str, **changes: Any) -> Run:
+        return install(env, PROJECT, cli_config(env, **changes))
+
+    yield start
+    uninstall()
+
+
+# --- policies: each returns its problems, one line per resource, naming the URN ----------------
+
+
+def object_key(inputs: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta = inputs.get("metadata") or {}
+    return (inputs["apiVersion"], inputs["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def kubernetes_objects(registrations: Sequence[Registration]) -> list[Registration]:
+    return [
+        r
+        for r in registrations
+        if r.custom and r.type.startswith("kubernetes:") and r.type != RELEASE
+    ]
+
+
+def objects_match(
+    registrations: Sequence[Registration], manifests: Sequence[Mapping[str, Any]]
+) -> Problems:
+    """The Kubernetes objects registered are exactly ``manifests``, field for field."""
+    registered = {object_key(r.inputs): r for r in kubernetes_objects(registrations)}
+    expected = {object_key(m): m for m in manifests}
+    problems = [f"{registered[k].urn}: not in the manifests" for k in registered.keys() - expected]
+    problems += [f"{'/'.join(k)}: manifest not registered" for k in expected.keys() - registered]
+    problems += [
+        f"{registered[k].urn}: inputs differ from the manifest"
+        for k in registered.keys() & expected.keys()
+        if registered[k].inputs != expected[k]
+    ]
+    return sorted(problems)
+
+
+def releases_match(registrations: Sequence[Registration], charts: Sequence[Chart]) -> Problems:
+    """One Helm release per chart: chart, version, repository, namespace and values."""
+    registered = {r.inputs.get("name"): r for r in registrations if r.type == RELEASE}
+    expected = {c.name: c for c in charts}
+    problems = [f"{registered[n].urn}: not a chart" for n in registered.keys() - expected]
+    problems += [f"chart {n}: no release" for n in expected.keys() - registered]
+    for name in registered.keys() & expected.keys():
+        chart, inputs = expected[name], registered[name].inputs
+        source = (
+            {"chart": f"oci://{chart.repo_url}/{chart.chart}"}
+            if chart.oci
+            else {"chart": chart.chart, "repositoryOpts": {"repo": chart.repo_url}}
+        )
+        wanted = {
+            **source,
+            "name": chart.name,
+            "version": chart.version,
+            "namespace": chart.namespace,
+            "createNamespace": True,
+            "atomic": True,
+            "values": json.loads(json.dumps(chart.values)),
+        }
+        got = {k: inputs.get(k) for k in wanted}
+        if got != wanted or ("repositoryOpts" in inputs) != (not chart.oci):
+            problems.append(f"{registered[name].urn}: {got} != {wanted}")
+    return sorted(problems)
+
+
+def parented(registrations: Sequence[Registration]) -> Problems:
+    """Only the provider and components at the top; everything else inside a component."""
+    by_urn = {r.urn: r for r in registrations}
+    problems: Problems = []
+    for r in registrations:
+        parent = by_urn.get(r.parent)
+        top_level = parent is None
+        if top_level and not (r.type == PROVIDER or r.type.startswith(COMPONENT_PREFIX)):
+            problems.append(f"{r.urn}: top-level resource outside any component")
+        if not top_level and not (parent and parent.type.startswith(COMPONENT_PREFIX)):
+            problems.append(f"{r.urn}: parent {r.parent} is not a component")
+    return problems
+
+
+def on_provider(registrations: Sequence[Registration], context: str | None) -> Problems:
+    """One explicit provider on the stack's context; every Kubernetes resource uses it."""
+    providers = [r for r in registrations if r.type == PROVIDER]
+    if len(providers) != 1:
+        return [f"expected one Kubernetes provider, got {[p.urn for p in providers]}"]
+    provider = providers[0]
+    problems: Problems = []
+    if provider.inputs.get("context") != context:
+        problems.append(
+            f"{provider.urn}: context {provider.inputs.get('context')!r} != {context!r}"
+        )
+    problems += [
+        f"{r.urn}: provider {r.provider or '(default)'}, not {provider.urn}"
+        for r in registrations
+        if r.custom and r.type.startswith("kubernetes:") and r.provider_urn != provider.urn
+    ]
+    return problems
+
+
+def _step(inputs: Mapping[str, Any]) -> tuple[int, int]:
+    annotations = (inputs.get("metadata") or {}).get("annotations") or {}
+    return int(annotations.get(WAVE_ANNOTATION, "0")), 0 if inputs["kind"] in FIRST_KINDS else 1
+
+
+def ordered(registrations: Sequence[Registration]) -> Problems:
+    """Sync-wave order, as Argo CD applies it.
+
+    Releases: each wave depends on exactly the releases of the previous wave. Objects (per
+    component): each step (wave; namespaces and CRDs first) depends on exactly the previous
+    step, and the first step on every release (the charts' CRDs and controllers).
+    """
+    releases = [r for r in registrations if r.type == RELEASE]
+    charts = {c.name: c for c in (*PLATFORM_CHARTS, ARGOCD)}
+    problems: Problems = []
+    waves = sorted({charts[r.inputs["name"]].sync_wave for r in releases})
+    for r in releases:
+        index = waves.index(charts[r.inputs["name"]].sync_wave)
+        wanted = {
+            x.urn
+            for x in releases
+            if index and charts[x.inputs["name"]].sync_wave == waves[index - 1]
+        }
+        if set(r.dependencies) != wanted:
+            problems.append(f"{r.urn}: depends on {sorted(r.dependencies)}, not {sorted(wanted)}")
+    objects = kubernetes_objects(registrations)
+    for parent in {r.parent for r in objects}:
+        children = [r for r in objects if r.parent == parent]
+        steps = sorted({_step(r.inputs) for r in children})
+        for r in children:
+            index = steps.index(_step(r.inputs))
+            wanted = (
+                {x.urn for x in children if _step(x.inputs) == steps[index - 1]}
+                if index
+                else {x.urn for x in releases}
+            )
+            if set(r.dependencies) != wanted:
+                problems.append(
+                    f"{r.urn} (wave step {steps[index]}): depends on {sorted(r.dependencies)}, "
+                    f"not on the {len(wanted)} resources of the step before"
+                )
+    return problems
+
+
+def assert_none(problems: Problems) -> None:
+    assert not problems, "\n".join(problems)
+
+
+# --- the program, every stack, both modes --------------------------------------------------------
+
+
+def config_of(env: str, gitops_mode: bool) -> EnvConfig:
+    return dataclasses.replace(load(env), gitops=gitops_mode)
+
+
+def stack_outputs() -> dict[str, Any]:
+    """What the program exported with ``pulumi.export``."""
+    root = pulumi.runtime.get_root_resource()
+    assert root is not None
+    return dict(getattr(root, "outputs", {}))
+
+
+@ENVS
+@MODES
+@pulumi.runtime.test
+def test_program_policies(stack: Callable[..., Run], env: str, gitops_mode: bool) -> Any:
+    """One run per stack and mode (a run costs ~0.3 s), every program policy over it."""
+    run = stack(env, gitops=gitops_mode)
+    main()
+    cfg = config_of(env, gitops_mode)
+    outputs = stack_outputs()
+
+    def check(registrations: list[Registration]) -> None:
+        if gitops_mode:
+            # Only Argo CD and its bootstrap objects; Argo CD deploys the rest from deploy/<env>/.
+            assert_none(objects_match(registrations, gitops.bootstrap(cfg)))
+            assert_none(releases_match(registrations, [ARGOCD]))
+        else:
+            assert_none(objects_match(registrations, model(cfg)))
+            assert_none(releases_match(registrations, PLATFORM_CHARTS))
+        assert_none(parented(registrations))
+        assert_none(on_provider(registrations, cfg.kube_context))
+        assert_none(ordered(registrations))
+        # Not vacuous: several objects, each waiting for something.
+        objects = kubernetes_objects(registrations)
+        assert objects, "no Kubernetes objects registered"
+        assert all(r.dependencies for r in objects), [r.urn for r in objects if not r.dependencies]
+        assert outputs == {
+            "mode": "gitops" if gitops_mode else "direct",
+            "namespace": cfg.namespace,
+            "host": cfg.host,
+            "url": f"https://{cfg.host}/",
+        }, outputs
+
+    return run.check(check)
+
+
+@ENVS
+@pulumi.runtime.test
+def test_stack_config_decodes_cli_strings_like_the_yaml_file(
+    stack: Callable[..., Run], env: str
+) -> None:
+    run = stack(env)
+    # '1.29' stays a string; true, 2, [...] and {...} are decoded: the same config as load().
+    assert stack_config() == load(env)
+    assert run.constructed == []
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("k8s_version_oldest", "1.30", "1.30"),  # a text field: never the float 1.3
+        ("app_version", "1", "1"),
+        ("postgresql_storage_size", "10", "10"),
+        ("image_digest", "null", "null"),  # text stays text; the validator rejects it
+        ("replicas", "3", 3),
+        ("hpa_enabled", "true", True),
+        ("allowed_client_sans", '["*.example.com"]', ["*.example.com"]),
+        ("dns_pod_labels", '{"k8s-app": "kube-dns"}', {"k8s-app": "kube-dns"}),
+        ("replicas", "three", "three"),  # not JSON: left for the validator's one-line error
+    ],
+)
+def test_cli_values_decode_by_field_type(key: str, raw: str, value: Any) -> None:
+    assert decode(key, raw) == value
+    assert type(decode(key, raw)) is type(value)
+
+
+@pulumi.runtime.test
+def test_runs_like_the_pulumi_language_host(stack: Callable[..., Run]) -> Any:
+    """``runpy.run_path("infra/", run_name="__main__")``, as pulumi-language-python-exec does."""
+    run = stack("dev")
+    runpy.run_path(str(ROOT / "infra"), run_name="__main__")
+    cfg = load("dev")
+
+    def check(registrations: list[Registration]) -> None:
+        assert_none(objects_match(registrations, model(cfg)))
+        assert stack_outputs()["mode"] == "direct"
+
+    return run.check(check)
+
+
+@pulumi.runtime.test
+def test_a_later_wave_waits_for_the_wave_before(stack: Callable[..., Run]) -> Any:
+    def manifest(kind: str, name: str, wave: int, **more: Any) -> dict[str, Any]:
+        meta = {"name": name, "annotations": {WAVE_ANNOTATION: str(wave)}}
+        if kind != "Namespace":
+            meta["namespace"] = "n"
+        return {"apiVersion": "v1", "kind": kind, "metadata": meta, **more}
+
+    run = stack("dev")
+    objects = KubernetesObjects(
+        "waves",
+        KubernetesObjectsArgs(
+            manifests=[
+                manifest("Service", "svc", 2, spec={"ports": [{"port": 80}]}),
+                manifest("ConfigMap", "config", 1, data={"a": "b"}),
+                manifest("Secret", "secret", 1, stringData={"k": "v"}),
+                manifest("Namespace", "n", 0),
+            ]
+        ),
+    )
+
+    def check(registrations: list[Registration]) -> None:
+        by_name = {r.name: r for r in registrations}
+        namespace, config = by_name["waves-namespace-n"], by_name["waves-configmap-n/config"]
+        secret, service = by_name["waves-secret-n/secret"], by_name["waves-service-n/svc"]
+        assert namespace.dependencies == (), namespace.urn
+        assert set(config.dependencies) == {namespace.urn}, config.urn
+        assert set(service.dependencies) == {config.urn, secret.urn}, service.urn
+        assert service.inputs["spec"] == {"ports": [{"port": 80}]}, service.urn
+        assert secret.inputs["stringData"] == {"k": "v"}, secret.urn  # unwrapped secret
+        assert [len(step) for step in objects.steps] == [1, 2, 1]
+        assert ordered(registrations) == []
+
+    return run.check(check)
+
+
+# --- the policies catch bad programs -------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_policies_catch_bad_programs(stack: Callable[..., Run]) -> Any:
+    run = stack("dev")
+    cfg = config_of("dev", False)
+    build(cfg)
+    k8s.core.v1.ConfigMap("stray", metadata={"name": "stray", "namespace": "default"})
+
+    def check(registrations: list[Registration]) -> None:
+        stray = next(r.urn for r in registrations if r.name == "stray")
+        # a resource outside any component, on the default provider, not in the model
+        assert parented(registrations) == [f"{stray}: top-level resource outside any component"]
+        assert [p for p in on_provider(registrations, cfg.kube_context) if stray in p]
+        assert any("context" in p for p in on_provider(registrations, "another-context"))
+        manifests = model(cfg)
+        assert objects_match(registrations, manifests) == [f"{stray}: not in the manifests"]
+        # changed content, a missing object, a chart at another version
+        changed = json.loads(json.dumps(manifests))
+        changed[0]["metadata"]["labels"]["extra"] = "x"
+        assert any("inputs differ" in p for p in objects_match(registrations, changed))
+        missing = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+        assert any("not registered" in p for p in objects_match(registrations, [missing]))
+        wrong_chart = dataclasses.replace(PLATFORM_CHARTS[0], version="0.0.1")
+        assert releases_match(registrations, [wrong_chart, *PLATFORM_CHARTS[1:]])
+        # no ordering at all
+        in_model = [r for r in kubernetes_objects(registrations) if r.name != "stray"]
+        unordered = [dataclasses.replace(r, dependencies=()) for r in registrations]
+        assert len(ordered(unordered)) >= len(in_model)
+
+    return run.check(check)
+
+
+# --- bad input fails before any resource exists --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "changes", "expected"),
+    [
+        (
+            "staging",
+            {"hpa_max_replicas": 1},
+            "Pulumi.staging.yaml: cap-verifier-ops:hpa_max_replicas: "
+            "expected an integer >= hpa_min_replicas",
+        ),
+        ("dev", {"host": None}, "Pulumi.dev.yaml: cap-verifier-ops:host: missing"),
+        ("prod", {"gitops": "yes"}, "Pulumi.prod.yaml: cap-verifier-ops:gitops: expected true"),
+    ],
+)
+@pulumi.runtime.test
+def test_bad_config_fails_in_one_line_before_any_resource(
+    stack: Callable[..., Run], env: str, changes: dict[str, Any], expected: str
+) -> None:
+    run = stack(env, **changes)
+    with pytest.raises(ConfigError) as raised:
+        main()
+    assert str(raised.value).startswith(expected), str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert run.constructed == []
+
+
+BAD_MANIFESTS = {
+    "unknown core kind": (
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}},
+        "no resource class for built-in kind Pod",
+    ),
+    "unknown field": (
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "dta": {}},
+        "not fields of ConfigMap: ['dta']",
+    ),
+    "custom resource field": (
+        {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "data": {}},
+        "a custom resource takes only metadata and spec",
+    ),
+    "bad wave": (
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "c", "annotations": {WAVE_ANNOTATION: "first"}},
+        },
+        "must be an integer string",
+    ),
+    "no name": ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}, "metadata.name"),
+    "listed twice": (
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "n"}},
+        "listed twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
+@pulumi.runtime.test
+def test_bad_manifest_fails_before_any_resource(stack: Callable[..., Run], case: str) -> None:
+    run = stack("dev")
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "n"}}
+    manifest, expected = BAD_MANIFESTS[case]
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        KubernetesObjects("bad", KubernetesObjectsArgs(manifests=[good, manifest]))
+    assert run.constructed == []
+
+
+BAD_COMPONENTS: dict[str, tuple[Callable[[], object], str]] = {
+    "bootstrap with a core object": (
+        lambda: GitOpsBootstrap(
+            "bad",
+            GitOpsBootstrapArgs(
+                argocd=ARGOCD,
+                manifests=[{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}],
+            ),
+        ),
+        "Argo CD custom resources only",
+    ),
+    "chart listed twice": (
+        lambda: PlatformCharts("bad", PlatformChartsArgs(charts=[ARGOCD, ARGOCD])),
+        "charts listed twice: ['argo-cd']",
+    ),
+    "no timeout": (
+        lambda: PlatformCharts("bad", PlatformChartsArgs(charts=[ARGOCD], timeout_seconds=0)),
+        "timeout_seconds must be positive",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMPONENTS))
+@pulumi.runtime.test
+def test_bad_component_arguments_fail_before_any_resource(
+    stack: Callable[..., Run], case: str
+) -> None:
+    run = stack("dev")
+    create, expected = BAD_COMPONENTS[case]
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        create()
+    assert run.constructed == []
