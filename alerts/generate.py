@@ -23,6 +23,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from cap_ops.durations import human_seconds
 from cap_ops.generated import write_or_check
 
 ALERTS_DIR = Path(__file__).resolve().parent
@@ -133,16 +134,6 @@ def seconds(duration: str, where: str = "duration") -> float:
     if not parts or "".join(n + u for n, u in parts) != duration:
         raise ConfigError(f"{where}: {duration!r} is not a Prometheus duration")
     return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
-
-
-def human_seconds(value: float) -> str:
-    """600 -> 10m, 3600 -> 1h, 0.5 -> 500ms: how a threshold reads in a description."""
-    if value < 1:
-        return f"{value * 1000:g}ms"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if value % size == 0:
-            return f"{value / size:g}{unit}"
-    return f"{value:g}s"
 
 
 def num(value: float) -> str:

@@ -33,6 +33,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from ruamel.yaml import YAML
 
+from cap_ops.durations import human_seconds
 from cap_ops.generated import write_or_check
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent
@@ -213,16 +214,6 @@ def load_tunables(path: Path = CONFIG_PATH) -> Tunables:
 
 def percent(ratio: float) -> str:
     return f"{ratio * 100:g}%"
-
-
-def human_seconds(value: float) -> str:
-    """600 -> 10m, 3600 -> 1h, 0.5 -> 500ms."""
-    if value < 1:
-        return f"{value * 1000:g}ms"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if value % size == 0:
-            return f"{value / size:g}{unit}"
-    return f"{value:g}s"
 
 
 def query(expr: str, legend: str, ref_id: str) -> prometheus.Dataquery:
