@@ -531,3 +531,99 @@ def test_canary_query_check_fails_a_wrong_threshold(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert 'result=\\"fail\\"' in output, output
     assert "bool 0.5" in output, output
+
+
+# --- Alertmanager routing and the database's network ---------------------------------------------
+
+
+def test_alertmanager_config_is_the_routing_of_alerts_dir(configs: dict[str, EnvConfig]) -> None:
+    source = YAML(typ="safe", pure=True).load((ROOT / "alerts" / "alertmanager.yml").read_text())
+    spec = pol.one(model(configs["prod"]), "AlertmanagerConfig")["spec"]
+    route = spec["route"]
+    assert route["receiver"] == source["route"]["receiver"]
+    assert route["groupBy"] == source["route"]["group_by"]
+    assert [(r["receiver"], r["matchers"]) for r in route["routes"]] == [
+        (
+            r["receiver"],
+            [
+                {"name": m.split("=")[0], "matchType": "=", "value": m.split('"')[1]}
+                for m in r["matchers"]
+            ],
+        )
+        for r in source["route"]["routes"]
+    ]
+    assert [r["name"] for r in spec["receivers"]] == [r["name"] for r in source["receivers"]]
+    assert len(spec["inhibitRules"]) == len(source["inhibit_rules"])
+
+
+def test_alertmanager_config_refuses_what_it_cannot_convert(
+    configs: dict[str, EnvConfig], tmp_path: Path
+) -> None:
+    from infra.model import monitoring
+
+    text = (ROOT / "alerts" / "alertmanager.yml").read_text()
+    for bad, message in (
+        (
+            text.replace("group_wait: 30s", "group_wait: 30s\n  mute_time_intervals: [x]"),
+            "unsupported key",
+        ),
+        (
+            text.replace("matchers: ['severity=\"critical\"']", "matchers: ['severity critical']"),
+            "unsupported matcher",
+        ),
+    ):
+        path = tmp_path / "alertmanager.yml"
+        path.write_text(bad)
+        with pytest.raises(ValueError, match=message) as info:
+            monitoring.alertmanager_config(configs["prod"], path)
+        assert "\n" not in str(info.value)
+
+
+def _peers(rule: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    peers: list[dict[str, Any]] = rule.get(key, [])
+    return peers
+
+
+@pytest.mark.parametrize("env", DATABASE)
+def test_database_namespace_is_fenced(configs: dict[str, EnvConfig], env: str) -> None:
+    """Default deny; PostgreSQL reachable from the verifier's pods only (and the operator,
+    the other instances, Prometheus); egress to DNS, instances, API server, object storage."""
+    cfg = configs[env]
+    assert cfg.database is not None
+    policies = [
+        p
+        for p in pol.find(model(cfg), "NetworkPolicy")
+        if p["metadata"]["namespace"] == cfg.postgresql_namespace
+    ]
+    deny = [p for p in policies if p["spec"]["podSelector"] == {}]
+    assert len(deny) == 1
+    assert set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny[0]["spec"]
+    assert "egress" not in deny[0]["spec"]
+    ingress = [r for p in policies for r in p["spec"].get("ingress", [])]
+    on_5432 = [r for r in ingress if {"protocol": "TCP", "port": 5432} in r["ports"]]
+    sources = [peer for r in on_5432 for peer in _peers(r, "from")]
+    verifier = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg.namespace}},
+        "podSelector": {
+            "matchLabels": pol.one(model(cfg), "Service", "cap-verifier")["spec"]["selector"]
+        },
+    }
+    assert verifier in sources
+    for peer in sources:
+        assert (
+            peer == verifier
+            or ("podSelector" in peer and "namespaceSelector" not in peer)
+            or (
+                peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                == "cnpg-system"
+            )
+        ), peer
+    egress = [r for p in policies for r in p["spec"].get("egress", [])]
+    blocks = {
+        peer["ipBlock"]["cidr"] for r in egress for peer in _peers(r, "to") if "ipBlock" in peer
+    }
+    assert blocks == {cfg.database.kube_api_cidr, cfg.database.object_storage_cidr}
+    for rule in [*ingress, *egress]:
+        assert rule.get("from", rule.get("to")), "a rule open to everyone"
+        assert rule["ports"], "a rule open on every port"
