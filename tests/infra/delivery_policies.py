@@ -38,6 +38,22 @@ def application_errors(objs: Objs, chart_name: str) -> list[str]:
 # --- ORR 1.1 / 1.2 / 1.3 -------------------------------------------------------------------------
 
 
+def orr_1_1_09_sqlite_single_writer(objs: Objs, cfg: EnvConfig) -> list[str]:
+    """Where the registry is SQLite, ReadWriteMany is deliberately not needed: exactly one pod
+    ever writes (one replica, no HPA, Recreate), on a ReadWriteOnce volume. SQLite over a
+    shared network filesystem would risk the database, so RWX is the wrong answer here."""
+    target = workload(objs)
+    errors = []
+    if target["spec"].get("replicas") != 1 or find(objs, "HorizontalPodAutoscaler"):
+        errors.append("more than one pod could write the SQLite file")
+    if target["spec"].get("strategy", {}).get("type") != "Recreate":
+        errors.append("a rolling update would run two writers at once")
+    claims = find(objs, "PersistentVolumeClaim")
+    if [c["spec"]["accessModes"] for c in claims] != [["ReadWriteOnce"]]:
+        errors.append("the registry volume is not one ReadWriteOnce claim")
+    return errors
+
+
 def orr_1_1_10_backup_strategy(objs: Objs, cfg: EnvConfig) -> list[str]:
     """A daily ScheduledBackup of the registry's Cluster to object storage, kept 30 days."""
     clusters = find(objs, "Cluster")

@@ -72,6 +72,12 @@ def _metric(objs: Objs, name: str) -> dict[str, Any]:
 
 ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
     (
+        "1.1-09",
+        dp.orr_1_1_09_sqlite_single_writer,
+        ("dev",),
+        lambda c: _edit(c, lambda o: pol.workload(o)["spec"].update(replicas=2)),
+    ),
+    (
         "1.1-10",
         dp.orr_1_1_10_backup_strategy,
         DATABASE,
