@@ -41,6 +41,10 @@ class Chart:
     values: Mapping[str, Any] = field(default_factory=dict)
     server_side_apply: bool = False
     oci: bool = False
+    helm_release: bool = True
+    """False for CRD bundles too big for Helm's release Secret (1 MiB, which stores the chart's
+    templates): the Pulumi path then renders the chart client-side (``helm.v4.Chart``); Argo CD
+    always renders client-side."""
 
     @property
     def helm_repo(self) -> str:
@@ -116,6 +120,8 @@ PLATFORM_CHARTS: tuple[Chart, ...] = (
         sync_wave=WAVE_CRDS,
         server_side_apply=True,
         oci=True,
+        # About 4 MB of CRDs in templates/ (envoyproxy/gateway#6105): never a Helm release.
+        helm_release=False,
         values={
             "crds": {
                 "gatewayAPI": {"enabled": True, "channel": "standard"},
@@ -132,6 +138,7 @@ PLATFORM_CHARTS: tuple[Chart, ...] = (
         app_version="v0.93.0",
         sync_wave=WAVE_CRDS,
         server_side_apply=True,
+        helm_release=False,
     ),
     Chart(
         name="envoy-gateway",

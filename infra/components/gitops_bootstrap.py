@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_kubernetes.helm.v3 import Release
 
 from infra.components.kubernetes_objects import (
     KubernetesObjects,
@@ -38,7 +37,7 @@ class GitOpsBootstrapArgs:
 class GitOpsBootstrap(pulumi.ComponentResource):
     """The Argo CD release, then the AppProjects and the root Application."""
 
-    argocd: Release
+    argocd: pulumi.Resource
     objects: KubernetesObjects
 
     def __init__(
@@ -69,4 +68,4 @@ class GitOpsBootstrap(pulumi.ComponentResource):
             KubernetesObjectsArgs(manifests=args.manifests, after=[self.argocd]),
             pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"argocd": self.argocd.name, "objects": self.objects.urns})
+        self.register_outputs({"argocd": args.argocd.name, "objects": self.objects.urns})

@@ -2,8 +2,10 @@
 
 The same :class:`~infra.platform.Chart` specs become Argo CD Applications on the GitOps path
 (:mod:`infra.gitops`); here each is a ``helm.v3.Release`` (a plain resource: its inputs are
-visible to ``pulumi preview`` and to tests, and Helm hooks run). Releases of a later wave
-``depends_on`` every release of the previous wave: CRDs, then controllers.
+visible to ``pulumi preview`` and to tests, and Helm hooks run). CRD bundles too big for a
+release Secret (``helm_release=False``) are rendered client-side instead (``helm.v4.Chart``,
+applied server-side, no hooks). Charts of a later wave ``depends_on`` every chart of the
+previous wave: CRDs, then controllers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi_kubernetes.helm import v4
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
 from infra.platform import Chart
@@ -30,13 +33,35 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def rendered_chart(resource_name: str, chart: Chart, opts: pulumi.ResourceOptions) -> v4.Chart:
+    """``chart`` rendered client-side and applied object by object (no release Secret)."""
+    if chart.oci:
+        source: dict[str, Any] = {"chart": f"{chart.helm_repo}/{chart.chart}"}
+    else:
+        source = {
+            "chart": chart.chart,
+            "repository_opts": v4.RepositoryOptsArgs(repo=chart.helm_repo),
+        }
+    return v4.Chart(
+        resource_name,
+        name=chart.name,
+        version=chart.version,
+        namespace=chart.namespace,
+        values=_plain(chart.values),
+        opts=opts,
+        **source,
+    )
+
+
 def release(
     resource_name: str,
     chart: Chart,
     timeout_seconds: int,
     opts: pulumi.ResourceOptions,
-) -> Release:
+) -> pulumi.Resource:
     """``chart`` as an atomic Helm release named like the chart, in its own namespace."""
+    if not chart.helm_release:
+        return rendered_chart(resource_name, chart, opts)
     if chart.oci:
         # Helm takes an OCI chart as one reference, without repository options.
         source: dict[str, Any] = {"chart": f"{chart.helm_repo}/{chart.chart}"}
@@ -77,10 +102,8 @@ class PlatformChartsArgs:
 class PlatformCharts(pulumi.ComponentResource):
     """Helm releases of the platform charts, ordered by sync wave."""
 
-    releases: dict[str, Release]
-    """Chart name -> release."""
-    release_names: pulumi.Output[dict[str, str]]
-    """Chart name -> Helm release name."""
+    releases: dict[str, pulumi.Resource]
+    """Chart name -> its Helm release (or client-side rendered chart)."""
 
     def __init__(
         self,
@@ -91,9 +114,9 @@ class PlatformCharts(pulumi.ComponentResource):
         check_charts(args.charts, args.timeout_seconds)  # before any resource exists
         super().__init__(RESOURCE_TYPE, name, None, opts)
         self.releases = {}
-        previous: list[Release] = []
+        previous: list[pulumi.Resource] = []
         for wave in sorted({c.sync_wave for c in args.charts}):
-            current: list[Release] = []
+            current: list[pulumi.Resource] = []
             for chart in (c for c in args.charts if c.sync_wave == wave):
                 self.releases[chart.name] = release(
                     f"{name}-{chart.name}",
@@ -103,7 +126,4 @@ class PlatformCharts(pulumi.ComponentResource):
                 )
                 current.append(self.releases[chart.name])
             previous = current
-        self.release_names = pulumi.Output.all(
-            **{chart: r.name for chart, r in self.releases.items()}
-        )
-        self.register_outputs({"release_names": self.release_names})
+        self.register_outputs({"charts": sorted(self.releases)})
