@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,22 @@ _CAMEL = {
 }
 
 
+@functools.cache
+def _parsed(path: Path, mtime_ns: int) -> Any:
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+
+
+def load_yaml(path: Path) -> Any:
+    """``path`` parsed, once per version of the file (the model is built many times in tests);
+    a copy, so that callers may change it."""
+    return copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
+
+
 def rule_groups(directory: Path = RULES_DIR) -> list[dict[str, Any]]:
     """The ``groups`` of every ``alerts/*.rules.yaml``, in file-name order."""
-    yaml = YAML(typ="safe", pure=True)
     groups: list[dict[str, Any]] = []
     for path in sorted(directory.glob(RULES_GLOB)):
-        document = yaml.load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path)
         if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
             raise ValueError(f"{path.name}: groups: expected a list")
         groups.extend(document["groups"])
@@ -109,7 +121,7 @@ def _camel(node: Any, where: str) -> Any:
 
 def alertmanager_config(cfg: EnvConfig, path: Path = ALERTMANAGER_FILE) -> Manifest:
     """The routing tree, inhibit rules and receivers of ``alerts/alertmanager.yml``."""
-    document = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    document = load_yaml(path)
     return {
         "apiVersion": "monitoring.coreos.com/v1alpha1",
         "kind": "AlertmanagerConfig",
