@@ -21,8 +21,13 @@ def _scale(quantity: str, factor: int) -> str:
 
 
 def max_pods(cfg: EnvConfig) -> int:
+    """The most pods a rollout can run at once.
+
+    A Deployment surges one pod. The canary keeps every stable pod until it is promoted (so an
+    abort is instant) while the canary grows to 100 %: twice the replicas at the last step.
+    """
     top = cfg.hpa_max_replicas if cfg.hpa_enabled else cfg.replicas
-    return top + ROLLOUT_SURGE_PODS
+    return 2 * top if cfg.canary_enabled else top + ROLLOUT_SURGE_PODS
 
 
 def namespace(cfg: EnvConfig) -> Manifest:

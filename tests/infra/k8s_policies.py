@@ -179,6 +179,11 @@ def orr_1_1_06_resource_quota(objs: Objs, cfg: EnvConfig) -> list[str]:
         return errors
     container = pod_spec(objs)["containers"][0]["resources"]
     top = cfg.hpa_max_replicas if cfg.hpa_enabled else cfg.replicas
+    if cfg.canary_enabled:
+        # Stable pods stay up until promotion while the canary reaches 100 %.
+        top *= 2
+    if int(hard.get("pods", 0)) < top:
+        errors.append(f"quota allows {hard.get('pods')} pods, a rollout may need {top}")
     for kind in ("requests", "limits"):
         for res in ("cpu", "memory"):
             need = _qty(container[kind][res]) * top
