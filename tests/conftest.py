@@ -13,6 +13,7 @@ from support.pki import PKI, make_pki
 from support.postgres import postgres_url
 from support.service import ServiceProcess, service_config
 from support.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint
+from support.vectors import LKSG_YAML
 
 __all__ = ["postgres_url"]  # a fixture, shared with every test folder
 
@@ -82,15 +83,10 @@ def token(signing_key: SigningKey) -> Callable[..., str]:
     return _mint
 
 
-LKSG_V1_POLICY_YAML = (
-    Path(__file__).resolve().parents[1] / "tools" / "cap_ops" / "localenv" / "lksg_v1.policy.yml"
-).read_text()  # the contract's §2.2 test vector, also seeded by `make up` and used by the bench
-
-
 @pytest.fixture(scope="session")
 def lksg_policy_yaml() -> str:
     """The contract's §2.2 test vector policy, as YAML text."""
-    return LKSG_V1_POLICY_YAML
+    return LKSG_YAML
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +94,7 @@ def lksg_ir() -> dict[str, Any]:
     """The IR v1 of the §2.2 test vector."""
     from cap_verifier.domain import compile_policy_v2, load_policy_yaml
 
-    return compile_policy_v2(load_policy_yaml(LKSG_V1_POLICY_YAML), "strict").ir
+    return compile_policy_v2(load_policy_yaml(LKSG_YAML), "strict").ir
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from cap_verifier.app import create_app
+from cap_verifier.domain.policy_v2 import BUILTIN_VARIABLES
 from cap_verifier.settings import load_settings
 from support.net import free_port
 from support.service import ServiceProcess
@@ -473,6 +474,7 @@ def test_unavailable_registry_answers_conform(
         service.stop()
     assert_conforms("GetReadiness", ready, 503)
     assert ready.json()["status"] == "DEGRADED"
+    assert {"name": "registry", "status": "FAIL"} in ready.json()["checks"]
     assert_conforms("GetPolicyV2", policy, 503)
 
 
@@ -489,17 +491,6 @@ def test_unavailable_registry_answers_conform(
 #   400 (bad base64/UTF-8/YAML) and 422 (wrong shape) stay acceptable for positive data there.
 POSITIVE_DEFAULT_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 POSITIVE_EXTRA_STATUSES = {"CompilePolicyV2": ["400", "422"]}
-BUILTIN_VARIABLES = frozenset(
-    {
-        "supplier_hashes",
-        "ubo_hashes",
-        "company_commitment_root",
-        "sanctions_root",
-        "jurisdiction_root",
-        "supplier_count",
-        "ubo_count",
-    }
-)
 
 
 def schemathesis_config() -> schemathesis.Config:

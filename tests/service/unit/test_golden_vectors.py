@@ -33,6 +33,7 @@ from cap_verifier.domain import (
     statement,
     verify,
 )
+from support.vectors import LKSG_JSON, LKSG_YAML
 
 V1_POLICY: dict[str, Any] = {
     "version": "lksg.v1",
@@ -43,36 +44,6 @@ V1_POLICY: dict[str, Any] = {
 }
 V1_HASH = "0xd490be94f6f182bd6a00930c65f6f1f5fab70ddb29116235ae344f064f9b52b3"
 
-LKSG_YAML = """\
-id: lksg.v1
-version: "1.0"
-legal_basis:
-  - directive: "LkSG"
-description: "Minimal LkSG supplier check"
-inputs:
-  supplier_hashes: {type: array, items: hex}
-  sanctions_root: {type: hex}
-rules:
-  - {id: no_sanctions, op: non_membership, lhs: supplier_hashes, rhs: sanctions_root}
-"""
-LKSG_JSON: dict[str, Any] = {
-    "id": "lksg.v1",
-    "version": "1.0",
-    "legal_basis": [{"directive": "LkSG"}],
-    "description": "Minimal LkSG supplier check",
-    "inputs": {
-        "supplier_hashes": {"type": "array", "items": "hex"},
-        "sanctions_root": {"type": "hex"},
-    },
-    "rules": [
-        {
-            "id": "no_sanctions",
-            "op": "non_membership",
-            "lhs": "supplier_hashes",
-            "rhs": "sanctions_root",
-        }
-    ],
-}
 POLICY_HASH = "sha3-256:b98c3db55f874476dc749ea32b70bdf5369a0d7bc5364f236e034f1ddcd94638"
 IR_HASH = "sha3-256:df3a3eeb7c72f6204131397e4b0a4b16235f1e20cc66102153ad6d4ee78f892c"
 IR_TEXT = (
