@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config import EnvConfig
-from infra.model import model
+from infra.model import WAVE_ANNOTATION, model
 from infra.model.common import APP, Manifest, labels
 from infra.platform import ARGOCD_NAMESPACE, PLATFORM_CHARTS, Chart
 
@@ -20,8 +20,6 @@ ARGOCD_API = "argoproj.io/v1alpha1"
 IN_CLUSTER = "https://kubernetes.default.svc"
 SERVICE_PROJECT = APP
 PLATFORM_PROJECT = "platform"
-WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
-SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
 # Retry failed syncs with exponential backoff: 10 s, 20 s, 40 s … capped at 5 minutes.
@@ -39,10 +37,15 @@ def deploy_path(cfg: EnvConfig) -> str:
     return f"deploy/{cfg.env}"
 
 
-def _metadata(cfg: EnvConfig, name: str, wave: int | None = None) -> dict[str, Any]:
+def _metadata(
+    cfg: EnvConfig, name: str, wave: int | None = None, *, cascade: bool = False
+) -> dict[str, Any]:
+    """Argo CD metadata; ``cascade``: deleting the Application deletes what it deployed."""
     meta: dict[str, Any] = {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": labels(cfg)}
     if wave is not None:
         meta["annotations"] = {WAVE_ANNOTATION: str(wave)}
+    if cascade:
+        meta["finalizers"] = [FINALIZER]
     return meta
 
 
@@ -82,12 +85,10 @@ def chart_source(chart: Chart) -> dict[str, Any]:
 
 
 def chart_application(cfg: EnvConfig, chart: Chart) -> Manifest:
-    meta = _metadata(cfg, chart.name, chart.sync_wave)
-    meta["finalizers"] = [FINALIZER]
     return {
         "apiVersion": ARGOCD_API,
         "kind": "Application",
-        "metadata": meta,
+        "metadata": _metadata(cfg, chart.name, chart.sync_wave, cascade=True),
         "spec": {
             "project": PLATFORM_PROJECT,
             "source": chart_source(chart),
@@ -157,12 +158,10 @@ def platform_project(cfg: EnvConfig) -> Manifest:
 
 def root_application(cfg: EnvConfig) -> Manifest:
     """The app-of-apps: syncs ``deploy/<env>/`` (platform Applications and the service)."""
-    meta = _metadata(cfg, root_name(cfg))
-    meta["finalizers"] = [FINALIZER]
     return {
         "apiVersion": ARGOCD_API,
         "kind": "Application",
-        "metadata": meta,
+        "metadata": _metadata(cfg, root_name(cfg), cascade=True),
         "spec": {
             "project": SERVICE_PROJECT,
             "source": {

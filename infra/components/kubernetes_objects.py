@@ -20,10 +20,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.model import WAVE_ANNOTATION
+
 Manifest = Mapping[str, Any]
 
 RESOURCE_TYPE = "capverifier:k8s:KubernetesObjects"
-WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
+
 
 # API groups served by the Kubernetes API server itself. A kind of these groups must be in
 # RESOURCE_CLASSES; every other group (gateway.networking.k8s.io included) is a CRD group.

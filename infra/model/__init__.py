@@ -30,7 +30,14 @@ from infra.platform import (
     WAVE_SERVICE,
 )
 
-__all__ = ["CORE_GROUPS", "Manifest", "model", "sync_wave"]
+__all__ = [
+    "CORE_GROUPS",
+    "SYNC_OPTIONS_ANNOTATION",
+    "WAVE_ANNOTATION",
+    "Manifest",
+    "model",
+    "sync_wave",
+]
 
 WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"

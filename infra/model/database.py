@@ -13,7 +13,8 @@ from typing import Any
 
 from infra.config import DatabaseConfig, EnvConfig
 from infra.model.common import APP, Manifest, labels, selector_labels
-from infra.model.namespace import POD_SECURITY_LEVEL
+from infra.model.namespace import restricted_namespace
+from infra.model.network import dns_egress, namespace_selector
 from infra.model.secrets import DATABASE_CREDENTIALS, DATABASE_OWNER
 from infra.platform import CNPG_NAMESPACE
 
@@ -35,20 +36,6 @@ def database(cfg: EnvConfig) -> DatabaseConfig:
 
 def _meta(cfg: EnvConfig, name: str) -> dict[str, Any]:
     return {"name": name, "namespace": cfg.postgresql_namespace, "labels": labels(cfg)}
-
-
-def namespace(cfg: EnvConfig) -> Manifest:
-    ns_labels = {
-        **labels(cfg),
-        "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
-        "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,
-        "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": cfg.postgresql_namespace, "labels": ns_labels},
-    }
 
 
 def cluster(cfg: EnvConfig) -> Manifest:
@@ -109,10 +96,6 @@ def scheduled_backup(cfg: EnvConfig) -> Manifest:
     }
 
 
-def _ns(name: str) -> dict[str, Any]:
-    return {"matchLabels": {"kubernetes.io/metadata.name": name}}
-
-
 def _tcp(*ports: int) -> list[dict[str, Any]]:
     return [{"protocol": "TCP", "port": port} for port in ports]
 
@@ -147,7 +130,7 @@ def network_policies(cfg: EnvConfig) -> list[Manifest]:
                     {
                         "from": [
                             {
-                                "namespaceSelector": _ns(cfg.namespace),
+                                "namespaceSelector": namespace_selector(cfg.namespace),
                                 "podSelector": {"matchLabels": selector_labels(cfg)},
                             }
                         ],
@@ -157,11 +140,13 @@ def network_policies(cfg: EnvConfig) -> list[Manifest]:
                     {"from": peers, "ports": _tcp(*INSTANCE_PORTS)},
                     # The operator: status checks and management connections.
                     {
-                        "from": [{"namespaceSelector": _ns(CNPG_NAMESPACE)}],
+                        "from": [{"namespaceSelector": namespace_selector(CNPG_NAMESPACE)}],
                         "ports": _tcp(*INSTANCE_PORTS),
                     },
                     {
-                        "from": [{"namespaceSelector": _ns(cfg.prometheus_namespace)}],
+                        "from": [
+                            {"namespaceSelector": namespace_selector(cfg.prometheus_namespace)}
+                        ],
                         "ports": _tcp(METRICS_PORT),
                     },
                 ],
@@ -174,18 +159,7 @@ def network_policies(cfg: EnvConfig) -> list[Manifest]:
                 "podSelector": instances,
                 "policyTypes": ["Egress"],
                 "egress": [
-                    {
-                        "to": [
-                            {
-                                "namespaceSelector": _ns(cfg.dns_namespace),
-                                "podSelector": {"matchLabels": dict(cfg.dns_pod_labels)},
-                            }
-                        ],
-                        "ports": [
-                            {"protocol": "UDP", "port": 53},
-                            {"protocol": "TCP", "port": 53},
-                        ],
-                    },
+                    dns_egress(cfg),
                     {"to": peers, "ports": _tcp(*INSTANCE_PORTS)},
                     # The instance manager watches its Cluster through the API server.
                     {
@@ -203,4 +177,9 @@ def network_policies(cfg: EnvConfig) -> list[Manifest]:
 def objects(cfg: EnvConfig) -> list[Manifest]:
     if cfg.database is None:
         return []
-    return [namespace(cfg), *network_policies(cfg), cluster(cfg), scheduled_backup(cfg)]
+    return [
+        restricted_namespace(cfg, cfg.postgresql_namespace),
+        *network_policies(cfg),
+        cluster(cfg),
+        scheduled_backup(cfg),
+    ]

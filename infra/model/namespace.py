@@ -31,6 +31,11 @@ def max_pods(cfg: EnvConfig) -> int:
 
 
 def namespace(cfg: EnvConfig) -> Manifest:
+    return restricted_namespace(cfg, cfg.namespace)
+
+
+def restricted_namespace(cfg: EnvConfig, name: str) -> Manifest:
+    """A namespace with Pod Security "restricted" enforced, audited and warned."""
     ns_labels = {
         **labels(cfg),
         "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
@@ -40,7 +45,7 @@ def namespace(cfg: EnvConfig) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": cfg.namespace, "labels": ns_labels},
+        "metadata": {"name": name, "labels": ns_labels},
     }
 
 

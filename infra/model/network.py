@@ -10,8 +10,21 @@ from infra.model.common import APP, PORT, Manifest, metadata, selector_labels
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def _ns(name: str) -> dict[str, Any]:
+def namespace_selector(name: str) -> dict[str, Any]:
     return {"matchLabels": {NAMESPACE_NAME_LABEL: name}}
+
+
+def dns_egress(cfg: EnvConfig) -> dict[str, Any]:
+    """Egress to kube-dns only, by namespace and pod labels, on 53 UDP and TCP."""
+    return {
+        "to": [
+            {
+                "namespaceSelector": namespace_selector(cfg.dns_namespace),
+                "podSelector": {"matchLabels": dict(cfg.dns_pod_labels)},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
 
 
 def _policy(cfg: EnvConfig, name: str, types: list[str], **rules: Any) -> Manifest:
@@ -39,22 +52,21 @@ def ingress(cfg: EnvConfig) -> Manifest:
         f"{APP}-ingress",
         ["Ingress"],
         ingress=[
-            {"from": [{"namespaceSelector": _ns(cfg.gateway_namespace)}], "ports": port},
-            {"from": [{"namespaceSelector": _ns(cfg.prometheus_namespace)}], "ports": port},
+            {
+                "from": [{"namespaceSelector": namespace_selector(cfg.gateway_namespace)}],
+                "ports": port,
+            },
+            {
+                "from": [{"namespaceSelector": namespace_selector(cfg.prometheus_namespace)}],
+                "ports": port,
+            },
         ],
     )
 
 
 def egress(cfg: EnvConfig) -> Manifest:
-    dns_peer = {
-        "namespaceSelector": _ns(cfg.dns_namespace),
-        "podSelector": {"matchLabels": dict(cfg.dns_pod_labels)},
-    }
     rules: list[dict[str, Any]] = [
-        {
-            "to": [dns_peer],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        },
+        dns_egress(cfg),
         {
             "to": [{"ipBlock": {"cidr": cfg.idp_jwks_cidr}}],
             "ports": [{"protocol": "TCP", "port": cfg.idp_jwks_port}],
@@ -65,7 +77,7 @@ def egress(cfg: EnvConfig) -> Manifest:
             {
                 "to": [
                     {
-                        "namespaceSelector": _ns(cfg.postgresql_namespace),
+                        "namespaceSelector": namespace_selector(cfg.postgresql_namespace),
                         "podSelector": {"matchLabels": dict(cfg.postgresql_pod_labels)},
                     }
                 ],

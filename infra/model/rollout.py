@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config import EnvConfig
-from infra.model.common import APP, PORT, PORT_NAME, Manifest, metadata, selector_labels
+from infra.model.common import APP, Manifest, metadata, selector_labels
 from infra.platform import MONITORING_NAMESPACE, ROLLOUTS_GATEWAY_PLUGIN
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
@@ -163,24 +163,7 @@ def rollout(cfg: EnvConfig, template: dict[str, Any]) -> Manifest:
     }
 
 
-def canary_service(cfg: EnvConfig) -> Manifest:
-    """The canary's Service; Argo Rollouts adds the pod-template-hash to its selector."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(cfg, CANARY_SERVICE),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(cfg),
-            "ports": [
-                {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
-            ],
-        },
-    }
-
-
 def objects(cfg: EnvConfig) -> list[Manifest]:
-    """The canary's Service and AnalysisTemplate (the Rollout comes from the workload)."""
-    if not cfg.canary_enabled:
-        return []
-    return [canary_service(cfg), analysis_template(cfg)]
+    """The canary's AnalysisTemplate (the Rollout comes from the workload, its Service from
+    :mod:`infra.model.service`)."""
+    return [analysis_template(cfg)] if cfg.canary_enabled else []

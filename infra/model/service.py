@@ -7,11 +7,13 @@ from infra.model import rollout
 from infra.model.common import APP, PORT, PORT_NAME, Manifest, metadata, selector_labels
 
 
-def service(cfg: EnvConfig) -> Manifest:
+def service(cfg: EnvConfig, name: str = APP) -> Manifest:
+    """A ClusterIP Service on the pods' port; the canary's Service too (Argo Rollouts adds the
+    pod-template hash to its selector)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(cfg, APP),
+        "metadata": metadata(cfg, name),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(cfg),
@@ -23,4 +25,5 @@ def service(cfg: EnvConfig) -> Manifest:
 
 
 def objects(cfg: EnvConfig) -> list[Manifest]:
-    return [service(cfg), *rollout.objects(cfg)]
+    canary = [service(cfg, rollout.CANARY_SERVICE)] if cfg.canary_enabled else []
+    return [service(cfg), *canary, *rollout.objects(cfg)]

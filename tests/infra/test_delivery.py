@@ -19,7 +19,7 @@ import delivery_policies as dp
 import k8s_policies as pol
 import pytest
 from infra.config import ENVIRONMENTS, EnvConfig
-from infra.model import model, rollout, sync_wave
+from infra.model import SYNC_OPTIONS_ANNOTATION, WAVE_ANNOTATION, model, rollout, sync_wave
 from infra.platform import (
     ARGOCD,
     PLATFORM_CHARTS,
@@ -244,14 +244,13 @@ def test_every_platform_chart_is_an_automated_pinned_application(
         retry = spec["syncPolicy"]["retry"]
         assert retry["limit"] > 0, "retry"
         assert retry["backoff"]["factor"] > 1, "retry with backoff"
-        wave = int(apps[chart.name]["metadata"]["annotations"][gitops.WAVE_ANNOTATION])
+        wave = int(apps[chart.name]["metadata"]["annotations"][WAVE_ANNOTATION])
         assert wave == chart.sync_wave
 
 
 def test_chart_app_versions_match_the_pinned_crds() -> None:
     """The CRDs the objects are validated against are those the charts install."""
     need(CRD_README.is_file(), f"{CRD_README} is missing")
-    tags = dict(re.findall(r"^\| ([a-z.-]+) \| \[[^\]]+\]\([^)]+/([a-z-]+)\) \| (v[0-9.]+) \|", ""))
     rows = re.findall(
         r"^\| ([a-z.-]+) \| \[([a-z-]+/[a-z-]+)\]\([^)]*\) \| (v[0-9.]+) \|",
         CRD_README.read_text(encoding="utf-8"),
@@ -288,14 +287,14 @@ def test_sync_waves_crds_then_controllers_then_resources_then_service(
     assert len(controllers) == len(PLATFORM_CHARTS) - len(crd_charts)
     objs = model(cfg)
     for obj in objs:
-        wave = int(obj["metadata"]["annotations"][gitops.WAVE_ANNOTATION])
+        wave = int(obj["metadata"]["annotations"][WAVE_ANNOTATION])
         assert wave == sync_wave(obj)
         assert wave > WAVE_CONTROLLERS, (obj["kind"], "must follow the controllers")
         custom = "." in obj["apiVersion"].split("/")[0] and not obj["apiVersion"].startswith(
             ("apps/", "networking.k8s.io/", "policy/", "autoscaling/", "batch/")
         )
         if custom:
-            options = obj["metadata"]["annotations"][gitops.SYNC_OPTIONS_ANNOTATION]
+            options = obj["metadata"]["annotations"][SYNC_OPTIONS_ANNOTATION]
             assert "SkipDryRunOnMissingResource=true" in options, obj["kind"]
     workload = pol.workload(objs)
     assert sync_wave(workload) == WAVE_SERVICE
