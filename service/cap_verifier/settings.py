@@ -18,6 +18,8 @@ from msgspec import Meta, Struct
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from cap_verifier.typed_yaml import describe
+
 ENV_PREFIX = "CAP_VERIFIER_"
 CONFIG_ENV = "CAP_VERIFIER_CONFIG"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -179,26 +181,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return overrides
 
 
-_FIELD_PROBLEMS = {
-    "Object missing required field": "required key is missing",
-    "Object contains unknown field": "unknown key",
-}
-
-
 def _friendly(err: msgspec.ValidationError) -> str:
-    """Turn msgspec's ``detail - at `$.a.b``` into ``config error: a.b: detail``."""
-    detail, sep, where = str(err).rpartition(" - at `$")
-    if not sep:
-        detail, where = str(err), ""
-    key = where.rstrip("`").lstrip(".")
-    for prefix, problem in _FIELD_PROBLEMS.items():
-        if detail.startswith(prefix):
-            name = detail[len(prefix) :].strip(" `")
-            return f"config error: {key + '.' if key else ''}{name}: {problem}"
-    first_word = detail.split(" ", 1)[0]
-    if "." in first_word and not first_word.endswith(":"):
-        return f"config error: {detail}"  # a __post_init__ message naming its own key
-    return f"config error: {key}: {detail}" if key else f"config error: {detail}"
+    return f"config error: {describe(err)}"
 
 
 def _file_keys(settings: Settings) -> dict[str, str | None]:
