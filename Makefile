@@ -11,7 +11,7 @@ CHECKOV_STAMP := $(TOOLS)/checkov/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv fmt generate render check lint typecheck test test-fast checkov bench up down status smoke clean
+.PHONY: help venv crds fmt generate render check lint typecheck test test-fast checkov bench up down status smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ venv: $(SYNCED) ## create .venv from uv.lock
 
 $(CHECKOV_STAMP): tools/checkov/requirements.txt tools/checkov/bootstrap.sh | $(UV)
 	PYTHON=$(PYTHON) UV=$(UV) bash tools/checkov/bootstrap.sh
+
+crds: $(SYNCED) ## fill and verify .cache/crds/ from infra/crds.lock (CRD_MIRROR=DIR or the network)
+	$(BIN)/python -m cap_ops.crds
 
 fmt: $(SYNCED) ## format the Python sources
 	$(BIN)/ruff format service tools tests bench alerts infra dashboards
@@ -52,10 +55,10 @@ typecheck: $(SYNCED) ## mypy --strict on the packages, the generators and infra/
 	$(BIN)/mypy --strict dashboards/generate.py
 	$(BIN)/mypy --strict infra
 
-test: lint typecheck $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
+test: lint typecheck crds $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: $(SYNCED) $(CHECKOV_STAMP) ## pytest only, without lint and types
+test-fast: $(SYNCED) crds $(CHECKOV_STAMP) ## pytest only, without lint and types
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
@@ -77,4 +80,4 @@ status: $(SYNCED) ## show the local environment
 	$(BIN)/python -m cap_ops.localenv status
 
 clean: ## remove the environments and caches
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,8 @@
 
 Each :class:`Chart` becomes a Helm release on the Pulumi path (``helm.v3.Release``) and an Argo CD
 ``Application`` on the GitOps path. Versions are pinned; ``app_version`` is the upstream release
-whose CRDs are pinned in ``../shared/crds/`` (see its README), so the objects validated offline are
-the objects these charts install.
+whose CRDs are pinned in ``infra/crds.lock``, so the objects validated offline are the objects
+these charts install.
 
 Chart versions were matched to those app versions from published chart metadata (no Helm
 repository is reachable from the build machines); confirm with ``helm show chart`` when bumping.

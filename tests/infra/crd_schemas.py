@@ -1,6 +1,7 @@
-"""Custom resources validated with jsonschema against the CRD schemas in /work/shared/crds.
+"""Custom resources validated with jsonschema against the pinned CRDs of ``infra/crds.lock``.
 
-Each CRD file is read once per session (they are large); the served version's
+The CRD files are read from the verified cache that ``make crds`` fills (a missing file fails
+with that command). Each is read once per session (they are large); the served version's
 ``openAPIV3Schema`` is made strict (unknown fields fail, as ``kubernetes_validate`` strict does
 for core kinds) unless the schema preserves unknown fields.
 """
@@ -8,31 +9,18 @@ for core kinds) unless the schema preserves unknown fields.
 from __future__ import annotations
 
 import functools
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-CRD_DIR = Path(os.environ.get("CAP_CRD_DIR", "/work/shared/crds"))
-
+from cap_ops import crds
 
 _GO_FLAGS = re.compile(r"^\^\(\?([a-z]+)\)")
 
 
 class NoSchemaError(LookupError):
-    """Neither Kubernetes nor any CRD in CRD_DIR defines this apiVersion/kind."""
-
-
-def _plural(kind: str) -> str:
-    lower = kind.lower()
-    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return lower[:-1] + "ies"
-    if lower.endswith(("s", "x")):
-        return lower + "es"
-    return lower + "s"
+    """Neither Kubernetes nor any pinned CRD defines this apiVersion/kind."""
 
 
 def _strict(schema: Any) -> Any:
@@ -59,28 +47,15 @@ def _strict(schema: Any) -> Any:
     return out
 
 
-class _Loader(yaml.CSafeLoader):
-    """libyaml's safe loader, reading a bare ``=`` (YAML 1.1's "value" tag) as the string ``=``.
-
-    libyaml parses the 10 MB of CRDs ten times faster than a pure-Python loader; every pinned
-    CRD loads to the same data under both (checked when this loader was chosen).
-    """
-
-
-_Loader.add_constructor(
-    "tag:yaml.org,2002:value",
-    lambda loader, node: loader.construct_scalar(node),  # type: ignore[arg-type]
-)
+@functools.cache
+def _lock() -> crds.CrdLock:
+    return crds.load_lock()
 
 
 @functools.cache
 def _crd(group: str, kind: str) -> dict[str, Any] | None:
-    path = CRD_DIR / group / f"{_plural(kind)}.yaml"
-    if not path.is_file():
-        return None
-    with path.open(encoding="utf-8") as stream:
-        crd: dict[str, Any] = yaml.load(stream, Loader=_Loader)
-    return crd if crd["spec"]["names"]["kind"] == kind else None
+    pin = _lock().pin(group, kind)
+    return None if pin is None else crds.parse(crds.read_cached(pin))
 
 
 @functools.cache
@@ -89,7 +64,7 @@ def validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
     group, _, version = api_version.rpartition("/")
     crd = _crd(group, kind) if group else None
     if crd is None:
-        raise NoSchemaError(f"no CRD for {kind} in group {group or '(core)'} under {CRD_DIR}")
+        raise NoSchemaError(f"no pinned CRD for {kind} in group {group or '(core)'}")
     served = {v["name"]: v for v in crd["spec"]["versions"] if v.get("served")}
     if version not in served:
         raise NoSchemaError(f"{kind}: version {version} not served (served: {sorted(served)})")

@@ -8,7 +8,6 @@ structure (pinned charts, sync waves, projects) and the canary's queries run in 
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -31,11 +30,11 @@ from infra.platform import (
 from orr_tests import Bad, Check, Objs, orr_tests, rendered
 from ruamel.yaml import YAML
 
+from cap_ops import crds
 from infra import gitops
 from support.require import need
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_README = Path("/work/shared/crds/README.md")
 DATABASE = ("staging", "prod")
 MTLS = ("staging", "prod")
 HPA = ("staging", "prod")
@@ -250,13 +249,9 @@ def test_every_platform_chart_is_an_automated_pinned_application(
 
 def test_chart_app_versions_match_the_pinned_crds() -> None:
     """The CRDs the objects are validated against are those the charts install."""
-    need(CRD_README.is_file(), f"{CRD_README} is missing")
-    rows = re.findall(
-        r"^\| ([a-z.-]+) \| \[([a-z-]+/[a-z-]+)\]\([^)]*\) \| (v[0-9.]+) \|",
-        CRD_README.read_text(encoding="utf-8"),
-        flags=re.MULTILINE,
-    )
-    tags = {project: tag for _, project, tag in rows}
+    tags: dict[str, set[str]] = {}
+    for pin in crds.load_lock().crds:
+        tags.setdefault(pin.project, set()).add(pin.tag)
     expected = {
         "gateway-crds": "envoyproxy/gateway",
         "envoy-gateway": "envoyproxy/gateway",
@@ -270,7 +265,7 @@ def test_chart_app_versions_match_the_pinned_crds() -> None:
     }
     for chart in (*PLATFORM_CHARTS, ARGOCD):
         if chart.name in expected:
-            tag = tags[expected[chart.name]]
+            (tag,) = tags[expected[chart.name]]  # one release per project
             assert chart.app_version.lstrip("v") == tag.lstrip("v"), (chart.name, tag)
 
 
