@@ -28,7 +28,7 @@ RULE_FILES = sorted(ALERTS.glob("*.rules.yaml"))
 TEST_FILES = sorted(UNIT_TESTS.glob("*-test.yaml"))
 RULES_SUFFIX, TEST_SUFFIX = ".rules.yaml", "-test.yaml"
 
-# Contract §6 (../shared/spec/verifier-api.md) plus the gauge the service adds, and Prometheus' own.
+# Contract §6 (docs/contract.md) plus the gauge the service adds, and Prometheus' own.
 EXPORTED_METRICS = frozenset(
     {
         "cap_verifier_requests_total",

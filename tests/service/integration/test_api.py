@@ -12,23 +12,15 @@ import pytest
 from cap_verifier.registry import Registry
 from support.service import ServiceProcess
 from support.tokens import bearer
-from support.vectors import LKSG_JSON
-
-V1_POLICY = {
-    "version": "lksg.v1",
-    "name": "LkSG Demo Policy",
-    "created_at": "2025-10-25T09:00:00Z",
-    "constraints": {"require_at_least_one_ubo": True, "supplier_count_max": 10},
-    "notes": "Demo policy for testing Tag 3 proof system",
-}
-V1_HASH = "0xd490be94f6f182bd6a00930c65f6f1f5fab70ddb29116235ae344f064f9b52b3"
-V2_POLICY_HASH = "sha3-256:b98c3db55f874476dc749ea32b70bdf5369a0d7bc5364f236e034f1ddcd94638"
-V2_IR_HASH = "sha3-256:df3a3eeb7c72f6204131397e4b0a4b16235f1e20cc66102153ad6d4ee78f892c"
-PROOF_HASH = "0x889bfce0010d2cd63cbc8c806ed1b70c9c5a8dbaf55ff2dd5a6a041e839a1266"
-VECTOR_CONTEXT = {
-    "supplier_hashes": ["0x" + "11" * 32, "0x" + "22" * 32],
-    "ubo_hashes": ["0x" + "33" * 32],
-}
+from support.vectors import (
+    LKSG_IR_HASH,
+    LKSG_JSON,
+    LKSG_POLICY_HASH,
+    PROOF_HASH,
+    V1_HASH,
+    V1_POLICY,
+    VERIFY_CONTEXT,
+)
 
 
 def b64(text: str) -> str:
@@ -83,7 +75,7 @@ def test_v1_get_by_id_and_by_hash(api: httpx.Client) -> None:
     by_hash = api.get(f"/policy/{V1_HASH.upper().replace('0X', '0x')}")
     assert by_id.status_code == by_hash.status_code == 200
     assert by_id.json() == by_hash.json()
-    assert by_id.json()["policy"]["name"] == "LkSG Demo Policy"
+    assert by_id.json()["policy"]["name"] == V1_POLICY["name"]
     assert by_id.json()["metadata"]["id"] == policy_id
 
 
@@ -93,11 +85,11 @@ def test_v2_compile_golden_hashes_yaml_and_json(api: httpx.Client, lksg_policy_y
     for response in (from_yaml, from_json):
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["policy_hash"] == V2_POLICY_HASH
-        assert body["ir_hash"] == V2_IR_HASH
+        assert body["policy_hash"] == LKSG_POLICY_HASH
+        assert body["ir_hash"] == LKSG_IR_HASH
         assert body["lints"] == []
         assert body["stored"] is False
-        assert body["etag"] == f'"ir:{V2_IR_HASH}"'
+        assert body["etag"] == f'"ir:{LKSG_IR_HASH}"'
         assert response.headers["etag"] == body["etag"]
     assert from_yaml.json()["ir"] == from_json.json()["ir"]
 
@@ -106,7 +98,7 @@ def test_v2_get_etag_and_conditional_requests(api: httpx.Client, stored_v2: dict
     response = api.get("/policy/v2/lksg.v1")
     assert response.status_code == 200
     etag = response.headers["etag"]
-    assert etag == f'"ir:{V2_IR_HASH}"'
+    assert etag == f'"ir:{LKSG_IR_HASH}"'
     assert response.headers["cache-control"] == "private, max-age=3600"
     assert response.json()["ir"] == stored_v2["ir"]
     for header in (etag, f'"other", {etag}', f"W/{etag}", "*"):
@@ -119,15 +111,15 @@ def test_v2_get_etag_and_conditional_requests(api: httpx.Client, stored_v2: dict
 def test_verify_golden_proof_hash_by_policy_id_and_embedded(
     api: httpx.Client, stored_v2: dict[str, Any]
 ) -> None:
-    by_id = api.post("/verify", json={"policy_id": "lksg.v1", "context": VECTOR_CONTEXT})
-    embedded = api.post("/verify", json={"ir": stored_v2["ir"], "context": VECTOR_CONTEXT})
+    by_id = api.post("/verify", json={"policy_id": "lksg.v1", "context": VERIFY_CONTEXT})
+    embedded = api.post("/verify", json={"ir": stored_v2["ir"], "context": VERIFY_CONTEXT})
     for response, mode in ((by_id, "policy_id"), (embedded, "embedded_ir")):
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["proof_hash"] == PROOF_HASH
         assert body["result"] == "WARN"  # the sanctions list is not disclosed
         assert body["trace"]["mode"] == mode
-        assert body["report"]["ir_hash"] == V2_IR_HASH
+        assert body["report"]["ir_hash"] == LKSG_IR_HASH
         assert body["report"]["rules"][0]["status"] == "unknown"
 
 
@@ -144,7 +136,7 @@ def test_verify_fail_and_ok_with_disclosed_list(
         "/verify",
         json={
             "policy_id": "lksg.v1",
-            "context": {**VECTOR_CONTEXT, "sanctions_root": root, "lists": {root: listed}},
+            "context": {**VERIFY_CONTEXT, "sanctions_root": root, "lists": {root: listed}},
         },
     )
     ok = api.post(
@@ -152,7 +144,7 @@ def test_verify_fail_and_ok_with_disclosed_list(
         json={
             "policy_id": "lksg.v1",
             "context": {
-                **VECTOR_CONTEXT,
+                **VERIFY_CONTEXT,
                 "sanctions_root": clean_root,
                 "lists": {clean_root: clean},
             },
@@ -168,7 +160,7 @@ def test_verification_is_audited_without_context(
 ) -> None:
     response = api.post(
         "/verify",
-        json={"policy_id": "lksg.v1", "context": VECTOR_CONTEXT},
+        json={"policy_id": "lksg.v1", "context": VERIFY_CONTEXT},
         headers={"X-Request-ID": "audit-check-1"},
     )
     assert response.headers["x-request-id"] == "audit-check-1"
@@ -266,7 +258,7 @@ def test_400_malformed_json(api: httpx.Client) -> None:
 def test_400_embedded_ir_hash_mismatch(api: httpx.Client, stored_v2: dict[str, Any]) -> None:
     ir = dict(stored_v2["ir"])
     ir["rules"] = [dict(ir["rules"][0], op="eq")]
-    response = api.post("/verify", json={"ir": ir, "context": VECTOR_CONTEXT})
+    response = api.post("/verify", json={"ir": ir, "context": VERIFY_CONTEXT})
     assert_problem(response, 400)
 
 
@@ -288,7 +280,7 @@ def test_404_unknown_policy(api: httpx.Client, path: str) -> None:
 
 
 def test_404_verify_unknown_policy_id(api: httpx.Client) -> None:
-    response = api.post("/verify", json={"policy_id": "nope", "context": VECTOR_CONTEXT})
+    response = api.post("/verify", json={"policy_id": "nope", "context": VERIFY_CONTEXT})
     assert_problem(response, 404)
 
 
@@ -298,7 +290,7 @@ def test_409_persist_same_id_other_hash_keeps_the_stored_policy(
     changed = lksg_policy_yaml.replace("Minimal LkSG supplier check", "Changed description")
     response = api.post("/policy/v2/compile", json={"policy_yaml": b64(changed), "persist": True})
     assert_problem(response, 409)
-    assert api.get("/policy/v2/lksg.v1").json()["policy_hash"] == V2_POLICY_HASH
+    assert api.get("/policy/v2/lksg.v1").json()["policy_hash"] == LKSG_POLICY_HASH
 
 
 def test_413_body_too_large(api: httpx.Client) -> None:
@@ -316,7 +308,7 @@ def test_415_not_json(api: httpx.Client) -> None:
     [
         ("/verify", {"policy_id": "lksg.v1", "context": []}),
         ("/verify", {"policy_id": "lksg.v1", "context": {"supplier_hashes": "0x11"}}),
-        ("/verify", {"policy_id": "lksg.v1", "context": VECTOR_CONTEXT, "backend": "zk"}),
+        ("/verify", {"policy_id": "lksg.v1", "context": VERIFY_CONTEXT, "backend": "zk"}),
         ("/policy/compile", {"policy": {**V1_POLICY, "version": "v1"}}),
         ("/policy/compile", {"policy": {k: v for k, v in V1_POLICY.items() if k != "name"}}),
         ("/policy/compile", [1, 2]),

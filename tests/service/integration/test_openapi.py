@@ -39,6 +39,7 @@ from cap_verifier.settings import load_settings
 from support.net import free_port
 from support.service import ServiceProcess
 from support.tokens import ALL_SCOPES, SigningKey, mint
+from support.vectors import LKSG_ETAG, LKSG_YAML_B64, V1_HASH, V1_POLICY
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "openapi" / "openapi.yaml"
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
@@ -228,15 +229,6 @@ CONFORMANCE = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-LKSG_YAML_B64 = (
-    "aWQ6IGxrc2cudjEKdmVyc2lvbjogIjEuMCIKbGVnYWxfYmFzaXM6CiAgLSBkaXJlY3RpdmU6ICJMa1NHIgpkZXNjcmlw"
-    "dGlvbjogIk1pbmltYWwgTGtTRyBzdXBwbGllciBjaGVjayIKaW5wdXRzOgogIHN1cHBsaWVyX2hhc2hlczoge3R5cGU6"
-    "IGFycmF5LCBpdGVtczogaGV4fQogIHNhbmN0aW9uc19yb290OiB7dHlwZTogaGV4fQpydWxlczoKICAtIHtpZDogbm9f"
-    "c2FuY3Rpb25zLCBvcDogbm9uX21lbWJlcnNoaXAsIGxoczogc3VwcGxpZXJfaGFzaGVzLCByaHM6IHNhbmN0aW9uc19y"
-    "b290fQo="
-)
-LKSG_ETAG = '"ir:sha3-256:df3a3eeb7c72f6204131397e4b0a4b16235f1e20cc66102153ad6d4ee78f892c"'
-V1_HASH = "0xd490be94f6f182bd6a00930c65f6f1f5fab70ddb29116235ae344f064f9b52b3"
 CONTEXT = {"supplier_hashes": ["0x" + "11" * 32], "ubo_hashes": ["0x" + "33" * 32]}
 
 
@@ -392,11 +384,8 @@ def test_integral_numbers_are_integers(verifier: ServiceProcess, token: Callable
     """JSON Schema (so the document) reads 10.0 as the integer 10: the v1 test vector with
     ``10.0`` is the same policy, with the same hash."""
     policy = {
-        "version": "lksg.v1",
-        "name": "LkSG Demo Policy",
-        "created_at": "2025-10-25T09:00:00Z",
-        "constraints": {"require_at_least_one_ubo": True, "supplier_count_max": 10.0},
-        "notes": "Demo policy for testing Tag 3 proof system",
+        **V1_POLICY,
+        "constraints": {**V1_POLICY["constraints"], "supplier_count_max": 10.0},
     }
     with verifier.client(headers={"Authorization": f"Bearer {token()}"}) as client:
         response = client.post("/policy/compile", json={"policy": policy})

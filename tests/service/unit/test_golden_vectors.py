@@ -1,4 +1,4 @@
-"""Every test vector of the contract (docs: /work/shared/spec/verifier-api.md, 2 and 3)."""
+"""Every test vector of the contract (docs/contract.md, 2 and 3), as support.vectors reads them."""
 
 from __future__ import annotations
 
@@ -33,29 +33,20 @@ from cap_verifier.domain import (
     statement,
     verify,
 )
-from support.vectors import LKSG_JSON, LKSG_YAML
-
-V1_POLICY: dict[str, Any] = {
-    "version": "lksg.v1",
-    "name": "LkSG Demo Policy",
-    "created_at": "2025-10-25T09:00:00Z",
-    "constraints": {"require_at_least_one_ubo": True, "supplier_count_max": 10},
-    "notes": "Demo policy for testing Tag 3 proof system",
-}
-V1_HASH = "0xd490be94f6f182bd6a00930c65f6f1f5fab70ddb29116235ae344f064f9b52b3"
-
-POLICY_HASH = "sha3-256:b98c3db55f874476dc749ea32b70bdf5369a0d7bc5364f236e034f1ddcd94638"
-IR_HASH = "sha3-256:df3a3eeb7c72f6204131397e4b0a4b16235f1e20cc66102153ad6d4ee78f892c"
-IR_TEXT = (
-    '{"ir_version":"1.0","policy_id":"lksg.v1","policy_hash":"' + POLICY_HASH + '",'
-    '"rules":[{"id":"no_sanctions","op":"non_membership","lhs":{"var":"supplier_hashes"},'
-    '"rhs":{"var":"sanctions_root"}}],"ir_hash":"' + IR_HASH + '"}'
+from support.vectors import (
+    COMPANY_ROOT,
+    LKSG_IR_HASH,
+    LKSG_IR_TEXT,
+    LKSG_JSON,
+    LKSG_POLICY_HASH,
+    LKSG_YAML,
+    PROOF_HASH,
+    V1_HASH,
+    V1_POLICY,
+    VERIFY_SUPPLIERS,
+    VERIFY_UBOS,
 )
 
-SUPPLIERS = ["0x" + "1" * 64, "0x" + "2" * 64]
-UBOS = ["0x" + "3" * 64]
-COMPANY_ROOT = "0x64ad1018b111e208063917b4dde994d80b8bf666344c601743ec00d384fe0802"
-PROOF_HASH = "0x889bfce0010d2cd63cbc8c806ed1b70c9c5a8dbaf55ff2dd5a6a041e839a1266"
 NOW = datetime(2025, 10, 25, 9, 0, tzinfo=UTC)
 
 
@@ -144,23 +135,23 @@ def _wrapped_b64(text: str) -> str:
 )
 def test_policy_v2_vector(document: Any) -> None:
     result = compile_policy_v2(document(), "strict")
-    assert result.policy_hash == POLICY_HASH
-    assert result.ir_hash == IR_HASH
-    assert result.ir["ir_hash"] == IR_HASH
+    assert result.policy_hash == LKSG_POLICY_HASH
+    assert result.ir_hash == LKSG_IR_HASH
+    assert result.ir["ir_hash"] == LKSG_IR_HASH
     assert result.lints == []
     assert not result.has_errors
-    assert compact_json(result.ir) == IR_TEXT
+    assert compact_json(result.ir) == LKSG_IR_TEXT
 
 
 def test_policy_hash_and_ir_hash_functions_agree_with_vector() -> None:
     policy = parse_policy_v2(LKSG_JSON)
-    assert policy_v2_hash(policy) == POLICY_HASH
-    assert build_ir(policy)["ir_hash"] == IR_HASH
+    assert policy_v2_hash(policy) == LKSG_POLICY_HASH
+    assert build_ir(policy)["ir_hash"] == LKSG_IR_HASH
 
 
 def test_hundred_compiles_are_byte_identical() -> None:
     outputs = {compact_json(compile_policy_v2(LKSG_JSON, "strict").ir) for _ in range(100)}
-    assert outputs == {IR_TEXT}
+    assert outputs == {LKSG_IR_TEXT}
 
 
 def test_ir_sorts_rules_and_nested_operand_keys() -> None:
@@ -178,14 +169,14 @@ def test_ir_sorts_rules_and_nested_operand_keys() -> None:
 
 def test_parse_ir_round_trip_is_identity() -> None:
     ir = compile_policy_v2(LKSG_JSON, "strict").ir
-    assert compact_json(parse_ir(ir)) == IR_TEXT
-    assert compact_json(parse_ir(parse_ir(ir))) == IR_TEXT
+    assert compact_json(parse_ir(ir)) == LKSG_IR_TEXT
+    assert compact_json(parse_ir(parse_ir(ir))) == LKSG_IR_TEXT
 
 
 def test_parse_ir_accepts_upper_case_hashes_and_returns_lower_case() -> None:
     ir = compile_policy_v2(LKSG_JSON, "strict").ir
-    ir["ir_hash"] = "sha3-256:" + IR_HASH.removeprefix("sha3-256:").upper()
-    assert parse_ir(ir)["ir_hash"] == IR_HASH
+    ir["ir_hash"] = "sha3-256:" + LKSG_IR_HASH.removeprefix("sha3-256:").upper()
+    assert parse_ir(ir)["ir_hash"] == LKSG_IR_HASH
 
 
 @pytest.mark.parametrize(
@@ -220,9 +211,9 @@ def _context(suppliers: list[str], ubos: list[str]) -> dict[str, Any]:
 
 
 def test_company_root_and_proof_hash_vector() -> None:
-    ctx = parse_context(_context(SUPPLIERS, UBOS))
+    ctx = parse_context(_context(VERIFY_SUPPLIERS, VERIFY_UBOS))
     assert company_commitment_root(ctx) == COMPANY_ROOT
-    assert proof_hash(statement(POLICY_HASH, COMPANY_ROOT, ctx)) == PROOF_HASH
+    assert proof_hash(statement(LKSG_POLICY_HASH, COMPANY_ROOT, ctx)) == PROOF_HASH
     ir = compile_policy_v2(LKSG_JSON, "strict").ir
     body = verify(
         ir, ctx, mode="embedded_ir", policy_id=None, backend="mock", adaptive=False, now=NOW
@@ -239,13 +230,13 @@ def test_upper_case_hex_gives_the_same_root_and_proof(field: str) -> None:
     root = company_commitment_root(ctx_upper)
     assert root == company_commitment_root(ctx_lower)
     assert root == "0x" + blake3_hex("0x" + "ab" * 32 + "0x" + "cd" * 32)
-    assert proof_hash(statement(POLICY_HASH, root, ctx_upper)) == proof_hash(
-        statement(POLICY_HASH, root, ctx_lower)
+    assert proof_hash(statement(LKSG_POLICY_HASH, root, ctx_upper)) == proof_hash(
+        statement(LKSG_POLICY_HASH, root, ctx_lower)
     )
 
 
 def test_proof_hash_is_independent_of_time_and_manifest_is_not() -> None:
-    ctx = parse_context(_context(SUPPLIERS, UBOS))
+    ctx = parse_context(_context(VERIFY_SUPPLIERS, VERIFY_UBOS))
     ir = compile_policy_v2(LKSG_JSON, "strict").ir
     kwargs: dict[str, Any] = {
         "mode": "policy_id",
@@ -260,17 +251,19 @@ def test_proof_hash_is_independent_of_time_and_manifest_is_not() -> None:
 
 
 def test_given_company_root_wins_over_the_hash_lists() -> None:
-    ctx = parse_context({**_context(SUPPLIERS, UBOS), "company_commitment_root": "0x" + "AB" * 32})
+    ctx = parse_context(
+        {**_context(VERIFY_SUPPLIERS, VERIFY_UBOS), "company_commitment_root": "0x" + "AB" * 32}
+    )
     assert company_commitment_root(ctx) == "0x" + "ab" * 32
 
 
 def test_manifest_hash_follows_the_contract_formula() -> None:
     sanctions = "0x" + "4" * 64
-    ctx = parse_context({**_context(SUPPLIERS, UBOS), "sanctions_root": sanctions})
+    ctx = parse_context({**_context(VERIFY_SUPPLIERS, VERIFY_UBOS), "sanctions_root": sanctions})
     expected_text = (
         '{"company_commitment_root":"' + COMPANY_ROOT + '",'
         '"created_at":"2025-10-25T09:00:00Z","jurisdiction_root":null,'
-        '"policy":{"hash":"' + POLICY_HASH + '","name":"lksg.v1","version":"lksg.v1"},'
+        '"policy":{"hash":"' + LKSG_POLICY_HASH + '","name":"lksg.v1","version":"lksg.v1"},'
         '"proof":{"proof_type":"mock","status":"ok"},'
         '"sanctions_root":"' + sanctions + '","version":"manifest.v1.0"}'
     )
@@ -278,7 +271,7 @@ def test_manifest_hash_follows_the_contract_formula() -> None:
     cest = timezone(timedelta(hours=2))
     got = manifest_hash(
         policy_id="lksg.v1",
-        policy_hash=POLICY_HASH,
+        policy_hash=LKSG_POLICY_HASH,
         company_root=COMPANY_ROOT,
         context=ctx,
         backend="mock",
@@ -289,10 +282,18 @@ def test_manifest_hash_follows_the_contract_formula() -> None:
 
 def test_statement_includes_optional_roots_only_when_given() -> None:
     roots = {"sanctions_root": "0x" + "4" * 64, "jurisdiction_root": "0x" + "5" * 64}
-    bare = statement(POLICY_HASH, COMPANY_ROOT, parse_context(_context(SUPPLIERS, UBOS)))
-    full = statement(POLICY_HASH, COMPANY_ROOT, parse_context({"supplier_hashes": [], **roots}))
-    assert bare == {"policy_hash": POLICY_HASH, "company_commitment_root": COMPANY_ROOT}
-    assert full == {"policy_hash": POLICY_HASH, "company_commitment_root": COMPANY_ROOT, **roots}
+    bare = statement(
+        LKSG_POLICY_HASH, COMPANY_ROOT, parse_context(_context(VERIFY_SUPPLIERS, VERIFY_UBOS))
+    )
+    full = statement(
+        LKSG_POLICY_HASH, COMPANY_ROOT, parse_context({"supplier_hashes": [], **roots})
+    )
+    assert bare == {"policy_hash": LKSG_POLICY_HASH, "company_commitment_root": COMPANY_ROOT}
+    assert full == {
+        "policy_hash": LKSG_POLICY_HASH,
+        "company_commitment_root": COMPANY_ROOT,
+        **roots,
+    }
 
 
 # --------------------------------------------------------------------------- hex and ETags
@@ -315,22 +316,22 @@ def test_sha3_ref_upper_case_is_accepted_and_lowered() -> None:
 
 
 def test_ir_etag_has_quotes() -> None:
-    assert ir_etag(IR_HASH) == f'"ir:{IR_HASH}"'
+    assert ir_etag(LKSG_IR_HASH) == f'"ir:{LKSG_IR_HASH}"'
 
 
 @pytest.mark.parametrize(
     ("header", "matches"),
     [
-        (f'"ir:{IR_HASH}"', True),
-        (f'W/"ir:{IR_HASH}"', True),
-        (f'"ir:other", "ir:{IR_HASH}"', True),
-        (f'"a",W/"ir:{IR_HASH}" ,"b"', True),
+        (f'"ir:{LKSG_IR_HASH}"', True),
+        (f'W/"ir:{LKSG_IR_HASH}"', True),
+        (f'"ir:other", "ir:{LKSG_IR_HASH}"', True),
+        (f'"a",W/"ir:{LKSG_IR_HASH}" ,"b"', True),
         ("*", True),
         ('"ir:other"', False),
-        (f'"ir:{IR_HASH}x"', False),
+        (f'"ir:{LKSG_IR_HASH}x"', False),
         ("", False),
         (None, False),
     ],
 )
 def test_etag_matches(header: str | None, matches: bool) -> None:
-    assert etag_matches(header, ir_etag(IR_HASH)) is matches
+    assert etag_matches(header, ir_etag(LKSG_IR_HASH)) is matches
