@@ -282,7 +282,8 @@ def test_lint_catches(board: Board, change: Callable[[Board], None], rule: str) 
 # --- ORR 3.2 key panels, thresholds from alerts/config.yaml ---------------------------------
 
 
-def test_orr_key_panels_exist(board: Board) -> None:
+@pytest.mark.orr("3.2-04", "3.2-05", "3.2-06", "3.2-07", "3.2-08")
+def test_key_panels_exist(board: Board) -> None:
     for title in ORR_KEY_PANELS:
         assert panel_by_title(board, title)["type"] == "timeseries", title
     total = panel_by_title(board, ORR_STAT_PANEL)

@@ -529,7 +529,7 @@ ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
 globals().update(orr_tests(ORR))
 
 
-def test_orr_table_covers_each_line_once() -> None:
+def test_policy_table_covers_each_line_once() -> None:
     items = [item for item, *_ in ORR]
     assert len(items) == len(set(items))
     for item, check, _, _ in ORR:

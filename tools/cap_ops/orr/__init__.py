@@ -1,0 +1,1 @@
+"""The operational readiness review (ORR): its checklist ids and the tests that prove them."""
