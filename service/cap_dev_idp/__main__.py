@@ -1,4 +1,5 @@
-"""``python -m cap_dev_idp``: same as the ``cap-dev-idp`` console script (local and CI only)."""
+"""``python -m cap_dev_idp``: the development identity provider (local and CI only; not in the
+service's wheel or image)."""
 
 from cap_dev_idp.cli import main
 

@@ -28,6 +28,7 @@ from cap_dev_idp.settings import Settings
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a URL path, not a secret)
 JWKS_PATH = "/.well-known/jwks.json"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+HEALTH_PATH = "/healthz"
 
 _log = get_logger("app")
 
@@ -137,7 +138,7 @@ def create_app(settings: Settings) -> Flask:
             }
         )
 
-    @app.get("/healthz")
+    @app.get(HEALTH_PATH)
     def healthz() -> Response:
         keys.ring()
         return jsonify({"status": "ok"})

@@ -30,7 +30,8 @@ from cap_dev_idp.clients import (
     rotate_secret,
 )
 from cap_dev_idp.keys import rotate_key
-from cap_dev_idp.settings import ConfigError, Settings, load_settings
+from cap_dev_idp.settings import Settings, load_settings
+from cap_verifier.typed_yaml import ConfigError
 
 EXIT_REFUSED = 1
 EXIT_CONFIG = 2

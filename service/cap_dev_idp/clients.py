@@ -23,22 +23,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from msgspec import Meta, Struct
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from cap_dev_idp.logs import get_logger
 from cap_dev_idp.reloading import Reloading
-from cap_dev_idp.settings import ConfigError
+from cap_verifier.typed_yaml import convert, read_yaml, yaml_loader
 
 GRANT_TYPE = "client_credentials"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
-_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 section 3.3 scope-token
-_CLIENT_KEYS = frozenset({"client_id", "client_secret_hash", "scopes"})
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z"
+SCOPE_PATTERN = r"^[\x21\x23-\x5b\x5d-\x7e]+\Z"  # RFC 6749 section 3.3 scope-token
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+_SCOPE = re.compile(SCOPE_PATTERN)
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 _log = get_logger("clients")
@@ -108,57 +109,51 @@ class Client:
         return " ".join(requested)
 
 
+class ClientEntry(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One entry of the clients file."""
+
+    client_id: Annotated[str, Meta(pattern=CLIENT_ID_PATTERN)]
+    client_secret_hash: Annotated[str, Meta(pattern=r"^\$argon2id\$")] | None = None
+    """Required: checked by :class:`ClientsFile`, so that a clear secret is named first."""
+    scopes: Annotated[tuple[Annotated[str, Meta(pattern=SCOPE_PATTERN)], ...], Meta(min_length=1)]
+    client_secret: str | None = None
+    """Never allowed: declared only so that a clear secret is refused by name."""
+
+    def client(self) -> Client:
+        """The client the server authenticates."""
+        assert self.client_secret_hash is not None  # ClientsFile.__post_init__
+        return Client(self.client_id, self.client_secret_hash, tuple(dict.fromkeys(self.scopes)))
+
+
+class ClientsFile(Struct, forbid_unknown_fields=True, frozen=True):
+    """The clients file: ``clients:`` and a list of entries (null is none)."""
+
+    clients: tuple[ClientEntry, ...] | None
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for index, entry in enumerate(self.clients or ()):
+            where = f"clients[{index}]"
+            if entry.client_secret is not None:
+                raise ValueError(
+                    f"{where}.client_secret: clear secrets are refused; store the hash"
+                )
+            if entry.client_secret_hash is None:
+                raise ValueError(f"{where}.client_secret_hash: required key is missing")
+            if entry.client_id in seen:
+                raise ValueError(f"{where}.client_id: duplicate client_id {entry.client_id!r}")
+            seen.add(entry.client_id)
+
+
 def parse_clients(data: Any, source: Path) -> dict[str, Client]:
-    """Validate a parsed clients document; raise :class:`ConfigError` naming the field."""
-
-    def fail(where: str, problem: str) -> ConfigError:
-        return ConfigError("clients_file", f"{where}: {problem} (in {source})")
-
-    if not isinstance(data, dict) or set(data) != {"clients"}:
-        raise fail("(top level)", "expected a mapping with the single key 'clients'")
-    entries = data["clients"] or []
-    if not isinstance(entries, list):
-        raise fail("clients", "expected a list")
-    clients: dict[str, Client] = {}
-    for index, entry in enumerate(entries):
-        where = f"clients[{index}]"
-        if not isinstance(entry, dict):
-            raise fail(where, "expected a mapping")
-        if "client_secret" in entry:
-            raise fail(f"{where}.client_secret", "clear secrets are refused; store the hash")
-        for key in entry:
-            if key not in _CLIENT_KEYS:
-                raise fail(f"{where}.{key}", "unknown key")
-        client_id = entry.get("client_id")
-        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
-            raise fail(f"{where}.client_id", "expected an identifier ([A-Za-z0-9._:@-])")
-        if client_id in clients:
-            raise fail(f"{where}.client_id", f"duplicate client_id {client_id!r}")
-        secret_hash = entry.get("client_secret_hash")
-        if not isinstance(secret_hash, str) or not secret_hash.startswith("$argon2id$"):
-            raise fail(f"{where}.client_secret_hash", "expected an argon2id hash")
-        scopes = entry.get("scopes")
-        if (
-            not isinstance(scopes, list)
-            or not scopes
-            or not all(isinstance(s, str) and _SCOPE.fullmatch(s) for s in scopes)
-        ):
-            raise fail(f"{where}.scopes", "expected a non-empty list of scope tokens")
-        clients[client_id] = Client(client_id, secret_hash, tuple(dict.fromkeys(scopes)))
-    return clients
+    """Validate a parsed clients document; raise ``ConfigError`` (``<source>: <key>: …``)."""
+    document = convert(data, ClientsFile, str(source))
+    return {entry.client_id: entry.client() for entry in document.clients or ()}
 
 
 def load_clients(path: Path) -> dict[str, Client]:
     """Read and validate the clients file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("clients_file", f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError:
-        raise ConfigError("clients_file", f"invalid YAML in {path}") from None
-    return parse_clients(data, path)
+    return parse_clients(read_yaml(path), path)
 
 
 class ClientStore:
@@ -218,26 +213,22 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _edit(path: Path, create: bool, change: Any) -> None:
-    """Load the file round-trip, validate it, apply ``change(doc)``, validate, write."""
+    """Validate the file, apply ``change(doc)`` to its round-trip document, validate, write."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked_dir(path.parent):
-        yaml = _round_trip()
         if create and not path.exists():
-            doc: Any = yaml.load("clients: []\n")
+            text = "clients: []\n"
         else:
-            try:
-                doc = yaml.load(path.read_text(encoding="utf-8"))
-            except OSError as exc:
-                raise ConfigError("clients_file", f"cannot read {path}: {exc.strerror}") from None
-            except YAMLError:
-                raise ConfigError("clients_file", f"invalid YAML in {path}") from None
-            parse_clients(doc, path)
-            if doc["clients"] is None:
-                doc["clients"] = []
+            load_clients(path)
+            text = path.read_text(encoding="utf-8")
+        yaml = _round_trip()
+        doc: Any = yaml.load(text)
+        if doc["clients"] is None:
+            doc["clients"] = []
         change(doc)
-        parse_clients(doc, path)
         out = StringIO()
         yaml.dump(doc, out)
+        parse_clients(yaml_loader().load(out.getvalue()), path)
         _write_atomic(path, out.getvalue())
 
 

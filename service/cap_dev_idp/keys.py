@@ -28,7 +28,7 @@ from joserfc.jwk import RSAKey
 
 from cap_dev_idp.logs import get_logger
 from cap_dev_idp.reloading import Reloading
-from cap_dev_idp.settings import ConfigError
+from cap_verifier.typed_yaml import ConfigError
 
 ALGORITHM = "RS256"
 KEY_SIZE = 2048
@@ -63,7 +63,7 @@ class KeyRing:
 
 
 def _fail(problem: str) -> ConfigError:
-    return ConfigError("keys_dir", problem)
+    return ConfigError(f"keys_dir: {problem}")
 
 
 def _read_manifest(keys_dir: Path) -> tuple[str, str | None]:

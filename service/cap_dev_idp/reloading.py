@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from cap_dev_idp.settings import ConfigError
+from cap_verifier.typed_yaml import ConfigError
 
 T = TypeVar("T")
 _log = logging.getLogger("cap_dev_idp")

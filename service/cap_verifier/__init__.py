@@ -1,6 +1,12 @@
 """CAP Verifier API: supply-chain compliance (LkSG) policy compilation and verification."""
 
-__version__ = "0.11.0"
-CONTRACT_VERSION = "0.11.0"
+from importlib.metadata import version
 
-__all__ = ["CONTRACT_VERSION", "__version__"]
+__version__ = version("cap-verifier-ops")
+"""The service version: the version of the installed distribution (``pyproject.toml``).
+
+It is also the version of the contract the service implements (``docs/contract.md``,
+``openapi/openapi.yaml``); a test keeps the three equal.
+"""
+
+__all__ = ["__version__"]

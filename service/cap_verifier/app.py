@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig
 
-from cap_verifier import CONTRACT_VERSION
+from cap_verifier import __version__
 from cap_verifier.api.policies import PolicyController
 from cap_verifier.api.system import SystemController
 from cap_verifier.api.verification import VerificationController
@@ -24,24 +25,26 @@ from cap_verifier.http.context import RequestContextMiddleware
 from cap_verifier.http.problems import EXCEPTION_HANDLERS
 from cap_verifier.logs import configure_logging
 from cap_verifier.metrics import Metrics
+from cap_verifier.paths import OPERATIONAL
+from cap_verifier.policy_store import PolicyStore
 from cap_verifier.registry import Registry
 from cap_verifier.services import STATE_KEY, Services, services_of
 from cap_verifier.settings import Settings, load_settings
 
 BUILD_ENV = "CAP_VERIFIER_BUILD"
-UNRATED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$"]
+UNRATED_PATHS = [f"^{re.escape(path)}$" for path in OPERATIONAL]
 log = logging.getLogger("cap_verifier")
 
 
 def build_services(settings: Settings, *, registry: Registry | None = None) -> Services:
-    metrics = Metrics(CONTRACT_VERSION)
+    metrics = Metrics(__version__)
     jwks = JWKSCache(settings.oauth2, metrics)
     registry = registry or Registry(settings.registry.url)
     return Services(
         settings=settings,
         metrics=metrics,
         registry=registry,
-        cache=IRCache(settings.cache, metrics),
+        policies=PolicyStore(registry, IRCache(settings.cache, metrics)),
         audit=AuditWriter(registry),
         jwks=jwks,
         validator=TokenValidator(settings.oauth2, jwks),
@@ -84,6 +87,7 @@ def create_app(
         )
     app = Litestar(
         route_handlers=[SystemController, PolicyController, VerificationController],
+        dependencies=services.dependencies(),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         lifespan=[_lifespan],

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from cachetools import TTLCache
 
+from cap_verifier.domain import IR
 from cap_verifier.metrics import Metrics
 from cap_verifier.settings import CacheSettings
 
 
 @dataclass(frozen=True, slots=True)
 class CachedPolicy:
-    """A stored PolicyV2 as the API serves it."""
+    """A stored PolicyV2 as the API serves it: its version and its IR."""
 
-    policy_id: str
     version: str
-    policy_hash: str
-    ir: dict[str, Any]
-    ir_hash: str
-    etag: str
+    ir: IR
+
+    @property
+    def policy_id(self) -> str:
+        """The id the policy is stored and cached under."""
+        return self.ir.policy_id
 
 
 class IRCache:

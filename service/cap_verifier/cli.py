@@ -7,6 +7,7 @@ import os
 import sys
 
 from cap_verifier import __version__
+from cap_verifier.paths import HEALTHZ
 from cap_verifier.settings import CONFIG_ENV, ConfigError, Settings, load_settings
 
 
@@ -64,7 +65,7 @@ def _probe(settings: Settings) -> None:
                 print(f"probe: port {settings.server.port} not accepting: {exc}", file=sys.stderr)
                 raise SystemExit(1) from None
             raise SystemExit(0)
-    url = f"{scheme}://127.0.0.1:{settings.server.port}/healthz"
+    url = f"{scheme}://127.0.0.1:{settings.server.port}{HEALTHZ}"
     try:
         with urllib.request.urlopen(url, context=context, timeout=2) as response:  # noqa: S310
             ok = response.status == 200

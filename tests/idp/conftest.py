@@ -45,9 +45,7 @@ class IdpFiles:
         return self.config
 
 
-def config_text(
-    issuer: str = ISSUER, port: int = 8443, extra: str = "", server_extra: str = ""
-) -> str:
+def config_text(issuer: str = ISSUER, port: int = 8443) -> str:
     """A valid configuration; paths relative to the configuration file."""
     return (
         f"issuer: {issuer}\n"
@@ -55,13 +53,11 @@ def config_text(
         "token_lifetime_seconds: 300\n"
         "clients_file: clients.yaml\n"
         "keys_dir: keys\n"
-        f"{extra}"
         "server:\n"
         "  host: 127.0.0.1\n"
         f"  port: {port}\n"
         "  cert: tls/server.crt\n"
         "  key: tls/server.key\n"
-        f"{server_extra}"
     )
 
 

@@ -59,7 +59,8 @@ def test_broken_key_directory_keeps_the_last_good_keys(client, idp_files):
     assert kids(client) == before
 
 
-def test_group_readable_private_key_is_refused(idp_files, client, capsys):
+@pytest.mark.usefixtures("app")  # the app creates the first signing key
+def test_group_readable_private_key_is_refused(idp_files, capsys):
     (pem,) = idp_files.keys_dir.glob("*.pem")
     os.chmod(pem, 0o644)
     assert main(["rotate-key", "--config", str(idp_files.config)]) == 2
@@ -68,9 +69,7 @@ def test_group_readable_private_key_is_refused(idp_files, client, capsys):
     assert "0644" in err
 
 
-def test_rotate_secret_old_stops_new_works_nothing_clear_on_disk(
-    client, request_token, idp_files, capsys
-):
+def test_rotate_secret_old_stops_new_works_nothing_clear_on_disk(request_token, idp_files, capsys):
     old = idp_files.secrets["ci-runner"]
     assert request_token(secret=old).status_code == 200
 
@@ -98,7 +97,7 @@ def test_rotate_secret_of_an_unknown_client_fails(idp_files, capsys):
 
 
 def test_add_client_prints_the_secret_once_and_the_server_accepts_it(
-    client, request_token, idp_files, capsys
+    request_token, idp_files, capsys
 ):
     args = ["add-client", "--config", str(idp_files.config), "--client-id", "newcomer"]
     assert main([*args, "--scopes", "policy:compile policy:read"]) == 0

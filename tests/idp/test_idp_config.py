@@ -35,38 +35,51 @@ def tls_files(idp_files) -> Path:
     return tls
 
 
+# Each message is ``<file>: <key>: <problem>`` (the configuration file is idp.yaml).
 CASES = {
     "port not an integer": (
         "  port: 8443\n",
         "  port: https\n",
-        "config error: server.port: expected an integer 1-65535",
+        "idp.yaml: server.port: Expected `int`, got `str`",
     ),
-    "port out of range": ("  port: 8443\n", "  port: 70000\n", "server.port: "),
-    "port is a boolean": ("  port: 8443\n", "  port: true\n", "server.port: "),
-    "issuer missing": ("issuer: https://idp.test\n", "", "config error: issuer: missing"),
+    "port out of range": ("  port: 8443\n", "  port: 70000\n", "idp.yaml: server.port: "),
+    "port is a boolean": ("  port: 8443\n", "  port: true\n", "idp.yaml: server.port: "),
+    "issuer missing": (
+        "issuer: https://idp.test\n",
+        "",
+        "idp.yaml: issuer: required key is missing",
+    ),
     "issuer not https": ("https://idp.test", "http://idp.test", "issuer: expected an https"),
-    "issuer with a path": ("https://idp.test", "https://idp.test/realm", "issuer: "),
-    "audience empty": ("audience: cap-verifier", "audience: ''", "audience: expected"),
+    "issuer with a path": ("https://idp.test", "https://idp.test/realm", "idp.yaml: issuer: "),
+    "audience empty": ("audience: cap-verifier", "audience: ''", "idp.yaml: audience: Expected"),
     "lifetime zero": (
         "token_lifetime_seconds: 300",
         "token_lifetime_seconds: 0",
-        "config error: token_lifetime_seconds: expected an integer 1-86400",
+        "idp.yaml: token_lifetime_seconds: Expected `int` >= 1",
     ),
     "lifetime text": (
         "token_lifetime_seconds: 300",
         "token_lifetime_seconds: 5m",
-        "token_lifetime_seconds: ",
+        "idp.yaml: token_lifetime_seconds: ",
     ),
-    "clients_file missing": ("clients_file: clients.yaml\n", "", "clients_file: missing"),
-    "keys_dir missing": ("keys_dir: keys\n", "", "config error: keys_dir: missing"),
-    "unknown top-level key": ("audience:", "audiense:", "config error: audiense: unknown key"),
-    "unknown server key": ("  host:", "  hots:", "config error: server.hots: unknown key"),
+    "clients_file missing": (
+        "clients_file: clients.yaml\n",
+        "",
+        "idp.yaml: clients_file: required key is missing",
+    ),
+    "keys_dir missing": ("keys_dir: keys\n", "", "idp.yaml: keys_dir: required key is missing"),
+    "unknown top-level key": ("audience:", "audiense:", "idp.yaml: audiense: unknown key"),
+    "unknown server key": ("  host:", "  hots:", "idp.yaml: server.hots: unknown key"),
     "server not a mapping": (
         "server:\n  host: 127.0.0.1\n  port: 8443\n  cert: tls/server.crt\n  key: tls/server.key\n",
         "server: 8443\n",
-        "config error: server: expected a mapping",
+        "idp.yaml: server: Expected `object`, got `int`",
     ),
-    "invalid YAML": ("audience: cap-verifier", "audience: [unclosed", "config error: --config"),
+    "invalid YAML": (
+        "audience: cap-verifier",
+        "audience: [unclosed",
+        "idp.yaml: not valid YAML",
+    ),
 }
 
 
@@ -75,8 +88,9 @@ CASES = {
     list(CASES.values()),
     ids=list(CASES),
 )
+@pytest.mark.usefixtures("tls_files")  # the configuration is the only thing wrong
 def test_bad_config_value_exits_2_with_one_line_naming_the_key(
-    idp_files, tls_files, capsys, old, new, expected
+    idp_files, capsys, old, new, expected
 ):
     text = idp_files.config.read_text(encoding="utf-8")
     assert old in text
@@ -104,14 +118,17 @@ def test_missing_certificate_is_named(idp_files, capsys):
     assert capsys.readouterr().err.startswith("config error: server.cert: cannot read ")
 
 
-def test_clear_secret_in_the_clients_file_is_refused(idp_files, tls_files, capsys):
+@pytest.mark.usefixtures("tls_files")
+def test_clear_secret_in_the_clients_file_is_refused(idp_files, capsys):
     idp_files.clients_file.write_text(
         "clients:\n  - client_id: a\n    client_secret: hunter2\n    scopes: [x]\n",
         encoding="utf-8",
     )
     assert main(["serve", "--config", str(idp_files.config)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("config error: clients_file: clients[0].client_secret: ")
+    assert err.startswith("config error: ")
+    assert "clients.yaml: clients[0].client_secret: clear secrets are refused" in err
+    assert err.count("\n") == 1
     assert "hunter2" not in err
 
 
@@ -125,5 +142,7 @@ def test_console_script_exits_2_with_one_line(idp_files):
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr == "config error: server.port: expected an integer 1-65535\n"
+    assert (
+        result.stderr == f"config error: {idp_files.config}: server.port: Expected `int` <= 65535\n"
+    )
     assert result.stdout == ""

@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 
-from cap_verifier import CONTRACT_VERSION
+from cap_verifier import __version__
 from cap_verifier.auth.guards import SCOPE_OPT, require_scope
-from cap_verifier.metrics import CONTENT_TYPE
-from cap_verifier.registry import RegistryError
-from cap_verifier.services import services_of
+from cap_verifier.auth.jwks import JWKSCache
+from cap_verifier.metrics import CONTENT_TYPE, Metrics
+from cap_verifier.paths import HEALTHZ, METRICS, OPENAPI, READYZ
+from cap_verifier.registry import Registry, RegistryError
 
 OPENAPI_MEDIA_TYPE = "application/yaml"
 
@@ -33,50 +35,46 @@ def openapi_document() -> bytes:
 class SystemController(Controller):
     tags = ["system"]  # noqa: RUF012
 
-    @get("/healthz", operation_id="GetHealth", cache_control=None)
-    async def healthz(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @get(HEALTHZ, operation_id="GetHealth", cache_control=None)
+    async def healthz(self, build: NamedDependency[str | None]) -> dict[str, Any]:
         """Liveness: 200 while the process serves."""
-        return {
-            "status": "OK",
-            "version": CONTRACT_VERSION,
-            "build": services_of(request.app).build,
-        }
+        return {"status": "OK", "version": __version__, "build": build}
 
-    @get("/readyz", operation_id="GetReadiness")
-    async def readyz(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    @get(READYZ, operation_id="GetReadiness")
+    async def readyz(
+        self, registry: NamedDependency[Registry], jwks: NamedDependency[JWKSCache]
+    ) -> Response[dict[str, Any]]:
         """Readiness: the registry answers and signing keys have been loaded."""
-        services = services_of(request.app)
         try:
-            await anyio.to_thread.run_sync(services.registry.ping)
-            registry = "OK"
+            await anyio.to_thread.run_sync(registry.ping)
+            registry_status = "OK"
         except RegistryError:
-            registry = "FAIL"
-        if not services.jwks.usable():
-            await services.jwks.refresh_if_due()
-        jwks = "OK" if services.jwks.usable() else "FAIL"
-        ready = registry == "OK" and jwks == "OK"
+            registry_status = "FAIL"
+        if not jwks.usable():
+            await jwks.refresh_if_due()
+        jwks_status = "OK" if jwks.usable() else "FAIL"
+        ready = registry_status == "OK" and jwks_status == "OK"
         body = {
             "status": "OK" if ready else "DEGRADED",
             "checks": [
-                {"name": "registry", "status": registry},
-                {"name": "jwks", "status": jwks},
+                {"name": "registry", "status": registry_status},
+                {"name": "jwks", "status": jwks_status},
             ],
         }
         return Response(body, status_code=200 if ready else 503)
 
     @get(
-        "/metrics",
+        METRICS,
         operation_id="GetMetrics",
         guards=[require_scope],
         opt={SCOPE_OPT: "metrics"},
         media_type=CONTENT_TYPE,
     )
-    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def metrics(self, metrics: NamedDependency[Metrics]) -> Response[bytes]:
         """Prometheus text format of every worker's metrics."""
-        services = services_of(request.app)
-        return Response(services.metrics.exposition(), media_type=CONTENT_TYPE)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
-    @get("/openapi.yaml", operation_id="GetOpenAPI", media_type=OPENAPI_MEDIA_TYPE)
+    @get(OPENAPI, operation_id="GetOpenAPI", media_type=OPENAPI_MEDIA_TYPE)
     async def openapi(self) -> Response[bytes]:
         """The API contract."""
         try:

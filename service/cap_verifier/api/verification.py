@@ -7,14 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, post
+from litestar.di import NamedDependency
 
-from cap_verifier.api.policies import load_policy_v2
+from cap_verifier.audit import AuditWriter
 from cap_verifier.auth.guards import SCOPE_OPT, require_scope
 from cap_verifier.domain import parse_verify_request, verify
 from cap_verifier.http.body import read_json
 from cap_verifier.http.problems import problem
+from cap_verifier.metrics import Metrics
+from cap_verifier.paths import VERIFY
+from cap_verifier.policy_store import PolicyStore
 from cap_verifier.registry import AuditRecord
-from cap_verifier.services import services_of
 
 log = logging.getLogger("cap_verifier.verify")
 
@@ -23,13 +26,18 @@ class VerificationController(Controller):
     tags = ["verification"]  # noqa: RUF012
     guards = [require_scope]  # noqa: RUF012
 
-    @post("/verify", operation_id="Verify", status_code=200, opt={SCOPE_OPT: "verify"})
-    async def verify(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    @post(VERIFY, operation_id="Verify", status_code=200, opt={SCOPE_OPT: "verify"})
+    async def verify(
+        self,
+        request: Request[Any, Any, Any],
+        policies: NamedDependency[PolicyStore],
+        audit: NamedDependency[AuditWriter],
+        metrics: NamedDependency[Metrics],
+    ) -> Response[dict[str, Any]]:
         """Verdict OK / WARN / FAIL with the per-rule report; recorded in the audit table."""
-        services = services_of(request.app)
         verify_request = parse_verify_request(await read_json(request))
         if verify_request.policy_id is not None:
-            cached = await load_policy_v2(services, verify_request.policy_id)
+            cached = await policies.get(verify_request.policy_id)
             if cached is None:
                 return problem(404, f"no PolicyV2 with id {verify_request.policy_id[:80]!r}")
             ir = cached.ir
@@ -49,7 +57,7 @@ class VerificationController(Controller):
         record = AuditRecord(
             request_id=request.scope["state"]["request_id"],
             client_id=request.scope["state"].get("client_id") or "unknown",
-            policy_id=verify_request.policy_id or ir.get("policy_id"),
+            policy_id=verify_request.policy_id or ir.policy_id,
             policy_hash=body["report"]["policy_hash"],
             ir_hash=body["report"]["ir_hash"],
             verdict=body["result"],
@@ -57,8 +65,8 @@ class VerificationController(Controller):
             proof_hash=body["proof_hash"],
             created_at=now,
         )
-        await services.audit.record(record)
-        services.metrics.verifications.labels(verdict=body["result"].lower()).inc()
+        await audit.record(record)
+        metrics.verifications.labels(verdict=body["result"].lower()).inc()
         log.debug(
             "verification recorded",
             extra={

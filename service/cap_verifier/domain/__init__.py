@@ -1,54 +1,50 @@
-"""Pure domain core of the CAP Verifier: policies, IR, lints, evaluation and hashes (no I/O)."""
+"""Pure domain core of the CAP Verifier: policies, IR, lints, evaluation and hashes (no I/O).
 
-from cap_verifier.domain.canonical import (
+Modules: `encoding` (canonical JSON), `digests` (SHA3, BLAKE3), `identifiers` (hex32, sha3
+refs, ids), `json_input` (checked reading of untrusted JSON), `policy_v1`, `policy_model`,
+`policy_source`, `lints`, `ir`, `compiler` (PolicyV2) and `verification`.
+"""
+
+from cap_verifier.domain.compiler import (
+    CompileResult,
+    CompileV2Request,
+    compile_policy_v2,
+    parse_compile_v2_request,
+)
+from cap_verifier.domain.digests import blake3_hex, blake3_root, sha3_hex, sha3_ref
+from cap_verifier.domain.encoding import (
     JsonValue,
-    blake3_hex,
-    blake3_root,
     compact_json,
     compact_json_sorted,
-    is_hex32,
-    normalize_hex32,
-    normalize_sha3_ref,
-    sha3_hex,
-    sha3_ref,
     sort_keys_deep,
 )
 from cap_verifier.domain.errors import BadRequest, DomainError, InvalidShape
+from cap_verifier.domain.identifiers import is_hex32, normalize_hex32, normalize_sha3_ref
+from cap_verifier.domain.ir import IR, IR_VERSION, build_ir, compute_ir_hash, parse_ir
+from cap_verifier.domain.lints import Lint, LintLevel, LintMode, lint_policy
+from cap_verifier.domain.policy_model import (
+    BUILTIN_VARIABLES,
+    KNOWN_OPS,
+    Activation,
+    Adaptivity,
+    InputSpec,
+    LegalBasis,
+    PolicyV2,
+    Predicate,
+    RuleV2,
+    policy_v2_hash,
+)
+from cap_verifier.domain.policy_source import (
+    decode_base64_text,
+    decode_policy_yaml,
+    load_policy_yaml,
+    parse_policy_v2,
+)
 from cap_verifier.domain.policy_v1 import (
     ConstraintsV1,
     PolicyV1,
     parse_policy_v1,
     policy_v1_hash,
-)
-from cap_verifier.domain.policy_v2 import (
-    BUILTIN_VARIABLES,
-    IR_VERSION,
-    KNOWN_OPS,
-    Activation,
-    Adaptivity,
-    CompileResult,
-    CompileV2Request,
-    InputSpec,
-    LegalBasis,
-    Lint,
-    LintLevel,
-    LintMode,
-    PolicyV2,
-    Predicate,
-    RuleV2,
-    build_ir,
-    compile_policy_v2,
-    compute_ir_hash,
-    decode_base64_text,
-    decode_policy_yaml,
-    etag_matches,
-    ir_etag,
-    lint_policy,
-    load_policy_yaml,
-    parse_compile_v2_request,
-    parse_ir,
-    parse_policy_v2,
-    policy_v2_hash,
 )
 from cap_verifier.domain.verification import (
     Context,
@@ -71,6 +67,7 @@ from cap_verifier.domain.verification import (
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "IR",
     "IR_VERSION",
     "KNOWN_OPS",
     "Activation",
@@ -108,9 +105,7 @@ __all__ = [
     "compute_ir_hash",
     "decode_base64_text",
     "decode_policy_yaml",
-    "etag_matches",
     "evaluate",
-    "ir_etag",
     "is_hex32",
     "lint_policy",
     "load_policy_yaml",

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from cap_verifier.domain.canonical import (
-    compact_json,
+from cap_verifier.domain.digests import sha3_hex32
+from cap_verifier.domain.encoding import compact_json
+from cap_verifier.domain.errors import InvalidShape
+from cap_verifier.domain.json_input import (
     index_path,
     join_path,
     require_bool,
     require_list,
     require_object,
     require_str,
-    sha3_hex,
+    required_field,
     shape_error,
 )
-from cap_verifier.domain.errors import InvalidShape
 
 StatementRoot = Literal["sanctions_root", "jurisdiction_root"]
 STATEMENT_ROOTS: tuple[StatementRoot, ...] = ("sanctions_root", "jurisdiction_root")
@@ -120,14 +120,6 @@ def _statement_roots(value: object, path: str) -> tuple[StatementRoot, ...]:
     return tuple(roots)
 
 
-def _required(obj: Mapping[str, object], key: str, path: str) -> object:
-    """The value of a required key; a missing key (or null) is InvalidShape."""
-    value = obj.get(key)
-    if value is None:
-        raise InvalidShape(f"{join_path(path, key)}: required field is missing")
-    return value
-
-
 def _parse_constraints(value: object, path: str) -> ConstraintsV1:
     """Validate the `constraints` object."""
     obj = require_object(value, path)
@@ -135,11 +127,11 @@ def _parse_constraints(value: object, path: str) -> ConstraintsV1:
     roots = obj.get("require_statement_roots")
     return ConstraintsV1(
         require_at_least_one_ubo=require_bool(
-            _required(obj, "require_at_least_one_ubo", path),
+            required_field(obj, "require_at_least_one_ubo", path),
             join_path(path, "require_at_least_one_ubo"),
         ),
         supplier_count_max=_positive_int(
-            _required(obj, "supplier_count_max", path), join_path(path, "supplier_count_max")
+            required_field(obj, "supplier_count_max", path), join_path(path, "supplier_count_max")
         ),
         ubo_count_min=None
         if ubo_min is None
@@ -157,13 +149,15 @@ def parse_policy_v1(obj: object, *, path: str = "policy") -> PolicyV1:
     the JSON paths in the messages ("" when the policy is the request body itself).
     """
     body = require_object(obj, path)
-    version = require_str(_required(body, "version", path), join_path(path, "version"))
+    version = require_str(required_field(body, "version", path), join_path(path, "version"))
     if not version.startswith("lksg.v"):
         raise InvalidShape(f"{join_path(path, 'version')}: expected a string starting with lksg.v")
-    name = require_str(_required(body, "name", path), join_path(path, "name"))
+    name = require_str(required_field(body, "name", path), join_path(path, "name"))
     if not name.strip():
         raise InvalidShape(f"{join_path(path, 'name')}: must not be blank")
-    created_at = require_str(_required(body, "created_at", path), join_path(path, "created_at"))
+    created_at = require_str(
+        required_field(body, "created_at", path), join_path(path, "created_at")
+    )
     if not is_rfc3339(created_at):
         raise InvalidShape(f"{join_path(path, 'created_at')}: expected an RFC 3339 date-time")
     notes = body.get("notes")
@@ -172,7 +166,7 @@ def parse_policy_v1(obj: object, *, path: str = "policy") -> PolicyV1:
         name=name,
         created_at=created_at,
         constraints=_parse_constraints(
-            _required(body, "constraints", path), join_path(path, "constraints")
+            required_field(body, "constraints", path), join_path(path, "constraints")
         ),
         notes="" if notes is None else require_str(notes, join_path(path, "notes")),
     )
@@ -180,4 +174,4 @@ def parse_policy_v1(obj: object, *, path: str = "policy") -> PolicyV1:
 
 def policy_v1_hash(policy: PolicyV1) -> str:
     """`0x` + SHA3-256 of the policy's canonical compact JSON."""
-    return "0x" + sha3_hex(compact_json(policy.to_json()))
+    return sha3_hex32(compact_json(policy.to_json()))

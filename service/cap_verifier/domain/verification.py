@@ -9,29 +9,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from cap_verifier.domain.canonical import (
-    blake3_root,
+from cap_verifier.domain.digests import blake3_root, sha3_hex32
+from cap_verifier.domain.encoding import compact_json_sorted
+from cap_verifier.domain.errors import BadRequest, InvalidShape
+from cap_verifier.domain.identifiers import POLICY_ID_RE, is_hex32, normalize_hex32
+from cap_verifier.domain.ir import IR, parse_ir
+from cap_verifier.domain.json_input import (
     check_text,
-    compact_json_sorted,
     index_path,
-    is_hex32,
     join_path,
-    normalize_hex32,
     require_bool,
     require_list,
+    require_matching,
     require_object,
     require_str,
-    sha3_hex,
     shape_error,
     where,
 )
-from cap_verifier.domain.errors import BadRequest, InvalidShape
-from cap_verifier.domain.policy_v2 import (
-    BUILTIN_VARIABLES,
-    POLICY_ID_RE,
-    operand_var_name,
-    parse_ir,
-)
+from cap_verifier.domain.policy_model import BUILTIN_VARIABLES, RuleV2, operand_var_name
 
 Scalar = bool | int | float | str
 RuleStatus = Literal["pass", "fail", "unknown"]
@@ -332,11 +327,9 @@ def _range_min(lhs: object, rhs: object, variables: Mapping[str, object]) -> Out
     return "fail", f"{_term(lhs, lhs_v)} is below the minimum {_term(rhs, rhs_v)}"
 
 
-def _evaluate_rule(
-    rule: Mapping[str, Any], variables: Mapping[str, object], ctx: Context
-) -> Outcome:
+def _evaluate_rule(rule: RuleV2, variables: Mapping[str, object], ctx: Context) -> Outcome:
     """Dispatch one rule on its op."""
-    op, lhs, rhs = rule["op"], rule["lhs"], rule["rhs"]
+    op, lhs, rhs = rule.op, rule.lhs, rule.rhs
     if op == "non_membership":
         return _non_membership(lhs, rhs, variables, ctx.lists)
     if op == "eq":
@@ -375,16 +368,14 @@ def predicate_true(expr: object, variables: Mapping[str, object]) -> bool:
 
 
 def active_rule_ids(
-    ir: Mapping[str, Any], variables: Mapping[str, object], adaptive: bool
+    ir: IR, variables: Mapping[str, object], adaptive: bool
 ) -> frozenset[str] | None:
     """The ids of the active rules, or None when every rule is active."""
-    adaptivity = ir.get("adaptivity")
+    adaptivity = ir.adaptivity
     if not adaptive or adaptivity is None:
         return None
-    true = {p["id"] for p in adaptivity["predicates"] if predicate_true(p["expr"], variables)}
-    return frozenset(
-        rid for act in adaptivity["activations"] if act["when"] in true for rid in act["rules"]
-    )
+    true = {p.id for p in adaptivity.predicates if predicate_true(p.expr, variables)}
+    return frozenset(rid for act in adaptivity.activations if act.when in true for rid in act.rules)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -430,14 +421,14 @@ def verdict(statuses: Iterable[RuleStatus]) -> Verdict:
     return "WARN" if "unknown" in seen else "OK"
 
 
-def evaluate(ir: Mapping[str, Any], context: Context, adaptive: bool) -> Evaluation:
-    """Evaluate the active rules of a canonical IR against a context (spec 3.2)."""
+def evaluate(ir: IR, context: Context, adaptive: bool) -> Evaluation:
+    """Evaluate the active rules of an IR against a context (spec 3.2)."""
     variables = context_variables(context)
     active = active_rule_ids(ir, variables, adaptive)
     outcomes = tuple(
-        RuleOutcome(rule["id"], rule["op"], *_evaluate_rule(rule, variables, context))
-        for rule in ir["rules"]
-        if active is None or rule["id"] in active
+        RuleOutcome(rule.id, rule.op, *_evaluate_rule(rule, variables, context))
+        for rule in ir.rules
+        if active is None or rule.id in active
     )
     return Evaluation(result=verdict(o.status for o in outcomes), rules=outcomes)
 
@@ -470,7 +461,7 @@ def proof_hash(stmt: Mapping[str, str]) -> str:
         "type": "mock",
         "version": PROOF_VERSION,
     }
-    return "0x" + sha3_hex(compact_json_sorted(proof))
+    return sha3_hex32(compact_json_sorted(proof))
 
 
 def rfc3339_utc(moment: datetime) -> str:
@@ -499,14 +490,14 @@ def manifest_hash(
         "jurisdiction_root": context.jurisdiction_root,
         "proof": {"proof_type": backend, "status": "ok"},
     }
-    return "0x" + sha3_hex(compact_json_sorted(manifest))
+    return sha3_hex32(compact_json_sorted(manifest))
 
 
 # --------------------------------------------------------------------------- verify
 
 
 def verify(
-    ir: Mapping[str, Any],
+    ir: IR,
     context: Context,
     *,
     mode: VerifyMode,
@@ -518,12 +509,12 @@ def verify(
     """Evaluate and hash: the §3.3 response body (200 whatever the verdict)."""
     evaluation = evaluate(ir, context, adaptive)
     root = company_commitment_root(context)
-    stmt = statement(ir["policy_hash"], root, context)
+    stmt = statement(ir.policy_hash, root, context)
     return {
         "result": evaluation.result,
         "manifest_hash": manifest_hash(
-            policy_id=ir["policy_id"],
-            policy_hash=ir["policy_hash"],
+            policy_id=ir.policy_id,
+            policy_hash=ir.policy_hash,
             company_root=root,
             context=context,
             backend=backend,
@@ -533,8 +524,8 @@ def verify(
         "trace": {"mode": mode, "policy_id": policy_id, "backend": backend, "adaptive": adaptive},
         "report": {
             "status": evaluation.result.lower(),
-            "policy_hash": ir["policy_hash"],
-            "ir_hash": ir["ir_hash"],
+            "policy_hash": ir.policy_hash,
+            "ir_hash": ir.ir_hash,
             "rules": [rule.to_json() for rule in evaluation.rules],
             "checks_total": evaluation.checks_total,
             "checks_passed": evaluation.checks_passed,
@@ -547,7 +538,7 @@ class VerifyRequest:
     """A validated POST /verify body: exactly one of policy_id and ir is set."""
 
     policy_id: str | None
-    ir: dict[str, Any] | None
+    ir: IR | None
     context: Context
     backend: str = "mock"
     adaptive: bool = False
@@ -576,14 +567,6 @@ def _adaptive(value: object) -> bool:
     return False if adaptive is None else require_bool(adaptive, "options.adaptive")
 
 
-def _policy_id(value: object) -> str:
-    """A PolicyV2 id (`^[a-z0-9._-]+$`)."""
-    text = require_str(value, "policy_id")
-    if POLICY_ID_RE.fullmatch(text) is None:
-        raise InvalidShape(f"policy_id: must match ^{POLICY_ID_RE.pattern}$")
-    return text
-
-
 def parse_verify_request(obj: object) -> VerifyRequest:
     """Validate a /verify body: both or neither of policy_id / ir → 400; shape errors → 422."""
     body = require_object(obj, "")
@@ -594,7 +577,9 @@ def parse_verify_request(obj: object) -> VerifyRequest:
     if body.get("context") is None:
         raise InvalidShape("context: required field is missing")
     return VerifyRequest(
-        policy_id=_policy_id(body["policy_id"]) if has_id else None,
+        policy_id=require_matching(body["policy_id"], "policy_id", POLICY_ID_RE)
+        if has_id
+        else None,
         ir=parse_ir(body["ir"], path="ir") if has_ir else None,
         context=parse_context(body["context"], path="context"),
         backend=_backend(body.get("backend")),

@@ -16,10 +16,11 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cap_verifier.logs import request_id_var
 from cap_verifier.metrics import Metrics
+from cap_verifier.paths import OPERATIONAL
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
-_QUIET_ENDPOINTS = frozenset({"/healthz", "/readyz", "/metrics"})
+_QUIET_ENDPOINTS = frozenset(OPERATIONAL)
 UNMATCHED = "unmatched"
 
 access_log = logging.getLogger("cap_verifier.access")

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cap_verifier.domain.identifiers import HEX32_LEN, POLICY_ID_MAX_LEN, SHA3_REF_LEN, UUID_LEN
+
 __all__ = [
     "NAMING_CONVENTION",
     "Base",
@@ -41,12 +43,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-# Lengths of the fixed-format values: "0x" + 64 hex, "sha3-256:" + 64 hex, a UUID.
-HEX0X_LEN = 66
-SHA3_LEN = 73
-UUID_LEN = 36
-POLICY_ID_MAX_LEN = 255
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -84,7 +80,7 @@ class PolicyV1Row(Base):
     __tablename__ = "policies_v1"
 
     id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
-    policy_hash: Mapped[str] = mapped_column(String(HEX0X_LEN), unique=True)
+    policy_hash: Mapped[str] = mapped_column(String(HEX32_LEN), unique=True)
     name: Mapped[str] = mapped_column(Text)
     version: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text)
@@ -99,7 +95,7 @@ class PolicyBlobRow(Base):
 
     __tablename__ = "policy_blobs"
 
-    digest: Mapped[str] = mapped_column(String(SHA3_LEN), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(SHA3_REF_LEN), primary_key=True)
     media_type: Mapped[str] = mapped_column(String(255))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
@@ -113,11 +109,11 @@ class PolicyV2Row(Base):
 
     policy_id: Mapped[str] = mapped_column(String(POLICY_ID_MAX_LEN), primary_key=True)
     version: Mapped[str] = mapped_column(Text)
-    policy_hash: Mapped[str] = mapped_column(String(SHA3_LEN))
-    ir_hash: Mapped[str] = mapped_column(String(SHA3_LEN))
+    policy_hash: Mapped[str] = mapped_column(String(SHA3_REF_LEN))
+    ir_hash: Mapped[str] = mapped_column(String(SHA3_REF_LEN))
     ir: Mapped[str] = mapped_column(Text)
     source_digest: Mapped[str] = mapped_column(
-        String(SHA3_LEN), ForeignKey("policy_blobs.digest", ondelete="RESTRICT")
+        String(SHA3_REF_LEN), ForeignKey("policy_blobs.digest", ondelete="RESTRICT")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -138,9 +134,9 @@ class VerificationRow(Base):
     request_id: Mapped[str] = mapped_column(Text)
     client_id: Mapped[str] = mapped_column(Text)
     policy_id: Mapped[str | None] = mapped_column(Text)
-    policy_hash: Mapped[str] = mapped_column(String(SHA3_LEN))
-    ir_hash: Mapped[str] = mapped_column(String(SHA3_LEN))
+    policy_hash: Mapped[str] = mapped_column(String(SHA3_REF_LEN))
+    ir_hash: Mapped[str] = mapped_column(String(SHA3_REF_LEN))
     verdict: Mapped[str] = mapped_column(String(8))
-    manifest_hash: Mapped[str] = mapped_column(String(HEX0X_LEN))
-    proof_hash: Mapped[str] = mapped_column(String(HEX0X_LEN))
+    manifest_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
+    proof_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,39 +1,40 @@
-"""The policy registry: SQLite (embedded default, WAL) or PostgreSQL behind one synchronous API.
+"""The policy registry: v1 policies, PolicyV2s, their source blobs and the audit records.
 
 Every method opens its own short transaction, so one :class:`Registry` can be shared by the
 threads of a web server's thread pool. Writes are idempotent and safe against concurrent
 writers in other processes: they ``INSERT … ON CONFLICT DO NOTHING`` and then read the row
-that won.
+that won. The engine is built by ``engine``, the schema by ``migrate``, and driver errors
+become registry errors in ``driver_errors``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import sqlite3
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 
-from cap_verifier.registry.errors import PolicyConflict, RegistryError, RegistryUnavailable
-from cap_verifier.registry.models import (
+from cap_verifier.domain.digests import sha3_ref
+from cap_verifier.domain.identifiers import (
+    HEX32_RE,
+    HEX_PREFIX,
     POLICY_ID_MAX_LEN,
+    POLICY_ID_RE,
+    SHA3_PREFIX,
+    SHA3_REF_RE,
+    canonical_uuid,
+)
+from cap_verifier.registry import migrate as schema
+from cap_verifier.registry.driver_errors import translate_errors
+from cap_verifier.registry.engine import Backend, open_database
+from cap_verifier.registry.errors import PolicyConflict, RegistryError
+from cap_verifier.registry.models import (
     Base,
     PolicyBlobRow,
     PolicyV1Row,
@@ -48,46 +49,16 @@ from cap_verifier.registry.records import (
     utc_now,
 )
 
-__all__ = ["MIGRATIONS_DIR", "Backend", "Registry", "alembic_config", "blob_digest"]
+__all__ = ["Registry", "blob_digest"]
 
-Backend = Literal["sqlite", "postgresql"]
-
-MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
-"""The Alembic script location (``env.py``, ``versions/``), shipped inside the package."""
-
-# Key of the PostgreSQL advisory lock that serialises concurrent `migrate()` calls
-# (the first 8 bytes of sha256("cap-verifier registry migrate"), as a signed bigint).
-_MIGRATION_LOCK_KEY: Final = int.from_bytes(
-    hashlib.sha256(b"cap-verifier registry migrate").digest()[:8], "big", signed=True
-)
-_MIGRATION_STATEMENT_TIMEOUT: Final = "120s"
 _V1_STATUS: Final = "active"
 _MAX_LIST_LIMIT: Final = 10_000
-
-_HEX0X_RE: Final = re.compile(r"0x[0-9a-f]{64}")
-_SHA3_RE: Final = re.compile(r"sha3-256:[0-9a-f]{64}")
-_POLICY_ID_RE: Final = re.compile(rf"[a-z0-9._-]{{1,{POLICY_ID_MAX_LEN}}}")
 _MEDIA_TYPE_MAX_LEN: Final = 255
-_WAL_RETRY_INTERVAL_S: Final = 0.02
 
 
 def blob_digest(content: bytes) -> str:
     """The content address of a policy source: ``sha3-256:`` + hex SHA3-256 of the bytes."""
-    return "sha3-256:" + hashlib.sha3_256(content).hexdigest()
-
-
-def alembic_config(url: str | None = None) -> Config:
-    """An Alembic configuration built in code (no ``alembic.ini``).
-
-    ``url`` sets ``sqlalchemy.url`` for ``env.py``; leave it out and put an open connection in
-    ``config.attributes["connection"]`` instead (what :meth:`Registry.migrate` does).
-    """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    if url is not None:
-        # ConfigParser interpolation: a literal "%" (URL-encoded password) must be doubled.
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
+    return sha3_ref(content)
 
 
 class Registry:
@@ -108,34 +79,19 @@ class Registry:
         statement_timeout_ms: int = 15_000,
     ) -> None:
         """Build the engine for ``url``; raise ``ValueError`` for an unsupported URL."""
-        try:
-            parsed = make_url(url)
-        except sa_exc.ArgumentError:
-            raise ValueError("registry URL is not a valid database URL") from None
-        backend = parsed.get_backend_name()
-        if backend == "sqlite":
-            self._backend: Backend = "sqlite"
-            self._url = parsed
-            self._busy_timeout_ms = busy_timeout_ms
-            self._sqlite_memory = _is_sqlite_memory(parsed)
-            self._engine = self._sqlite_engine()
-        elif backend in {"postgresql", "postgres"}:
-            driver = parsed.get_driver_name()
-            if "+" in parsed.drivername and driver != "psycopg":
-                raise ValueError("the registry supports PostgreSQL through psycopg 3 only")
-            self._backend = "postgresql"
-            self._url = parsed.set(drivername="postgresql+psycopg")
-            self._sqlite_memory = False
-            self._engine = self._postgresql_engine(
-                pool_size, connect_timeout_s, statement_timeout_ms
-            )
-        else:
-            raise ValueError(f"unsupported registry backend {backend!r} (sqlite or postgresql)")
+        self._db = open_database(
+            url,
+            pool_size=pool_size,
+            connect_timeout_s=connect_timeout_s,
+            busy_timeout_ms=busy_timeout_ms,
+            statement_timeout_ms=statement_timeout_ms,
+        )
+        self._engine = self._db.engine
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
         """The registry with its URL, password hidden."""
-        return f"Registry({self._url.render_as_string(hide_password=True)!r})"
+        return f"Registry({self._db.url.render_as_string(hide_password=True)!r})"
 
     def __enter__(self) -> Registry:
         """Use the registry as a context manager that closes it."""
@@ -148,70 +104,7 @@ class Registry:
     @property
     def backend(self) -> Backend:
         """``"sqlite"`` or ``"postgresql"``."""
-        return self._backend
-
-    # -- engine construction ---------------------------------------------------------------
-
-    def _sqlite_engine(self) -> Engine:
-        """A pooled SQLite engine with WAL, synchronous=NORMAL, busy_timeout, foreign keys."""
-        if self._sqlite_memory:
-            engine = create_engine(
-                self._url,
-                poolclass=StaticPool,
-                connect_args={"check_same_thread": False},
-            )
-        else:
-            database = self._url.database
-            if database and not self._url.query.get("uri"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(self._url)
-        busy_timeout_ms = self._busy_timeout_ms
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-            _sqlite_pragmas(dbapi_connection, busy_timeout_ms)
-
-        return engine
-
-    def _sqlite_migration_engine(self) -> Engine:
-        """A one-connection SQLite engine whose transactions are ``BEGIN IMMEDIATE``.
-
-        The migration then holds the write lock from its first statement (the version check)
-        to its commit, so two processes migrating at once run one after the other.
-        """
-        engine = create_engine(self._url, poolclass=NullPool)
-        busy_timeout_ms = self._busy_timeout_ms
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-            _sqlite_pragmas(dbapi_connection, busy_timeout_ms)
-            dbapi_connection.isolation_level = None  # the driver no longer BEGINs on its own
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-
-    def _postgresql_engine(
-        self, pool_size: int, connect_timeout_s: int, statement_timeout_ms: int
-    ) -> Engine:
-        """A small pre-pinged psycopg pool with connect and statement timeouts."""
-        connect_args: dict[str, Any] = {
-            "connect_timeout": max(2, connect_timeout_s),
-            "application_name": "cap-verifier",
-        }
-        if "options" not in self._url.query:
-            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
-        return create_engine(
-            self._url,
-            pool_pre_ping=True,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_timeout=10,
-            pool_recycle=1800,
-            connect_args=connect_args,
-        )
+        return self._db.backend
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -221,48 +114,20 @@ class Registry:
         A no-op at head; safe when several processes run it at once (PostgreSQL: an advisory
         transaction lock; SQLite: one ``BEGIN IMMEDIATE`` transaction).
         """
-        config = alembic_config()
-        try:
-            with _translate("migrate"):
-                if self._backend == "postgresql":
-                    with self._engine.connect() as conn, conn.begin():
-                        conn.execute(
-                            text(f"SET LOCAL statement_timeout = '{_MIGRATION_STATEMENT_TIMEOUT}'")
-                        )
-                        conn.execute(
-                            text("SELECT pg_advisory_xact_lock(:key)"),
-                            {"key": _MIGRATION_LOCK_KEY},
-                        )
-                        config.attributes["connection"] = conn
-                        command.upgrade(config, "head")
-                elif self._sqlite_memory:
-                    with self._engine.connect() as conn, conn.begin():
-                        config.attributes["connection"] = conn
-                        command.upgrade(config, "head")
-                else:
-                    engine = self._sqlite_migration_engine()
-                    try:
-                        with engine.connect() as conn, conn.begin():
-                            config.attributes["connection"] = conn
-                            command.upgrade(config, "head")
-                    finally:
-                        engine.dispose()
-        except CommandError as exc:
-            raise RegistryError(f"cannot migrate the registry schema: {exc}") from exc
+        schema.upgrade(self._db)
 
     def current_revision(self) -> str | None:
         """The schema revision stored in the database (None before the first migration)."""
-        with _translate("current_revision"), self._engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+        return schema.current_revision(self._db)
 
     @staticmethod
     def head_revision() -> str | None:
         """The newest schema revision this build knows."""
-        return ScriptDirectory.from_config(alembic_config()).get_current_head()
+        return schema.head_revision()
 
     def ping(self) -> None:
         """Run ``SELECT 1``; raise :class:`RegistryUnavailable` when that fails."""
-        with _translate("ping"), self._engine.connect() as conn:
+        with translate_errors("ping"), self._engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
@@ -316,13 +181,13 @@ class Registry:
     def get_policy_v1(self, id_or_hash: str) -> PolicyV1Record | None:
         """A v1 policy by its UUID or by its ``0x…`` hash; None when unknown or malformed."""
         key = id_or_hash.strip().lower()
-        if key.startswith("0x"):
+        if key.startswith(HEX_PREFIX):
             condition = PolicyV1Row.policy_hash == key
         else:
-            try:
-                condition = PolicyV1Row.id == str(uuid.UUID(key))
-            except ValueError:
+            canonical = canonical_uuid(key)
+            if canonical is None:
                 return None
+            condition = PolicyV1Row.id == canonical
         with self._session("get_policy_v1") as session:
             row = session.scalars(select(PolicyV1Row).where(condition)).one_or_none()
             return None if row is None else _v1_record(row)
@@ -373,7 +238,7 @@ class Registry:
         nothing written. Same id with another hash: :class:`PolicyConflict`, nothing written.
         Safe against concurrent writers in other processes.
         """
-        if not _POLICY_ID_RE.fullmatch(policy_id):
+        if not POLICY_ID_RE.fullmatch(policy_id):
             raise ValueError(
                 f"policy_id must match ^[a-z0-9._-]+$ and be at most {POLICY_ID_MAX_LEN} long"
             )
@@ -454,7 +319,7 @@ class Registry:
         ]
         # Core executemany on a plain connection: this runs for every /verify, and the ORM's
         # bulk machinery costs more than the database here.
-        with _translate("record_verification"), self._engine.begin() as conn:
+        with translate_errors("record_verification"), self._engine.begin() as conn:
             conn.execute(insert(VerificationRow), rows)
 
     def list_verifications(self, limit: int = 100) -> list[AuditRecord]:
@@ -488,12 +353,12 @@ class Registry:
     @contextmanager
     def _session(self, action: str) -> Iterator[Session]:
         """A session whose uncommitted work rolls back on exit, with errors translated."""
-        with _translate(action), self._sessions() as session:
+        with translate_errors(action), self._sessions() as session:
             yield session
 
     def _insert(self, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
         """The dialect's INSERT (it has ``ON CONFLICT DO NOTHING``)."""
-        if self._backend == "postgresql":
+        if self._db.backend == "postgresql":
             return postgresql.insert(model)
         return sqlite.insert(model)
 
@@ -512,101 +377,21 @@ class Registry:
         )
 
 
-@contextmanager
-def _translate(action: str) -> Iterator[None]:
-    """Turn driver errors into registry errors whose messages hold no SQL or URL."""
-    try:
-        yield
-    except sa_exc.DBAPIError as exc:
-        reason = _unavailable_reason(exc)
-        if reason is not None:
-            raise RegistryUnavailable(reason) from exc
-        raise RegistryError(f"registry error during {action}") from exc
-    except sa_exc.TimeoutError as exc:
-        raise RegistryUnavailable("no free database connection in the pool") from exc
-    except sa_exc.SQLAlchemyError as exc:
-        raise RegistryError(f"registry error during {action}") from exc
-
-
-def _unavailable_reason(exc: sa_exc.DBAPIError) -> str | None:
-    """A fixed, SQL-free reason when ``exc`` means the database is unavailable, else None."""
-    message = str(exc.orig).lower() if exc.orig is not None else ""
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate == "42P01" or "no such table" in message:
-        return "schema not migrated"
-    if not (
-        isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
-        or exc.connection_invalidated
-    ):
-        return None
-    if "locked" in message or "busy" in message:
-        return "database is locked"
-    if "statement timeout" in message:
-        return "statement timeout"
-    if "timeout" in message or "timed out" in message:
-        return "connection timed out"
-    if "refused" in message or "could not connect" in message or "connection failed" in message:
-        return "connection refused"
-    if "translate host name" in message or "name or service not known" in message:
-        return "database host not found"
-    if "unable to open database file" in message:
-        return "cannot open the database file"
-    if exc.connection_invalidated or "closed" in message or "terminat" in message:
-        return "connection lost"
-    return "database error"
-
-
-def _is_sqlite_memory(url: URL) -> bool:
-    """Whether a SQLite URL names an in-memory database (tests only: one shared connection)."""
-    database = url.database or ""
-    return database in {"", ":memory:"} or "mode=memory" in database
-
-
-def _sqlite_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
-    """Set the per-connection SQLite pragmas: busy timeout, WAL, synchronous, foreign keys."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        _sqlite_enable_wal(cursor, busy_timeout_ms)
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
-    """Switch the database to WAL (persistent), retrying while another connection locks it.
-
-    Switching the journal mode needs the database to itself and SQLite answers "database is
-    locked" at once instead of calling the busy handler: so retry until the busy timeout.
-    """
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    while True:
-        try:
-            (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
-            if str(mode).lower() != "wal":
-                cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            transient = "locked" in str(exc) or "busy" in str(exc)
-            if not transient or time.monotonic() >= deadline:
-                raise
-            time.sleep(_WAL_RETRY_INTERVAL_S)
-
-
 def _hex0x(value: str, name: str) -> str:
     """``value`` lower-cased if it is ``0x`` + 64 hex digits, else ValueError."""
-    normalised = value.strip().lower()
-    if not _HEX0X_RE.fullmatch(normalised):
-        raise ValueError(f"{name} must be 0x followed by 64 hex digits")
-    return normalised
+    return _lower_hex(value, name, HEX32_RE, HEX_PREFIX)
 
 
 def _sha3(value: str, name: str) -> str:
     """``value`` lower-cased if it is ``sha3-256:`` + 64 hex digits, else ValueError."""
+    return _lower_hex(value, name, SHA3_REF_RE, SHA3_PREFIX)
+
+
+def _lower_hex(value: str, name: str, pattern: re.Pattern[str], prefix: str) -> str:
+    """``value`` stripped and lower-cased if it then matches ``pattern``, else ValueError."""
     normalised = value.strip().lower()
-    if not _SHA3_RE.fullmatch(normalised):
-        raise ValueError(f"{name} must be sha3-256: followed by 64 hex digits")
+    if not pattern.fullmatch(normalised):
+        raise ValueError(f"{name} must be {prefix} followed by 64 hex digits")
     return normalised
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cap_verifier import __version__
 from support.service import ServiceProcess
 from support.tokens import bearer
 
@@ -35,6 +36,7 @@ def families(client: httpx.Client) -> dict[str, object]:
     return {f.name: f for f in text_string_to_metric_families(response.text)}
 
 
+@pytest.mark.orr("3.1-04", "3.1-05", "3.1-06", "3.1-07")
 def test_every_contract_metric_with_its_type_and_labels(
     verifier: ServiceProcess, token: Callable[..., str]
 ) -> None:
@@ -49,6 +51,7 @@ def test_every_contract_metric_with_its_type_and_labels(
             assert set(sample.labels) - {"le"} == labels, (name, sample.labels)
 
 
+@pytest.mark.orr("3.1-05")
 def test_histogram_buckets_and_route_templates(
     verifier: ServiceProcess, token: Callable[..., str]
 ) -> None:
@@ -68,15 +71,16 @@ def test_histogram_buckets_and_route_templates(
     assert "/policy/v2/{policy_id}" in endpoints
     assert not any("some.policy.id" in e for e in endpoints)
     build = found["cap_verifier_build_info"].samples  # type: ignore[attr-defined]
-    assert [s.labels["version"] for s in build] == ["0.11.0"]
+    assert [s.labels["version"] for s in build] == [__version__]
 
 
-@pytest.mark.slow
 def _absent(service: ServiceProcess, bearer_token: str) -> int:
     with service.client() as client:
         return client.get("/policy/v2/absent", headers=bearer(bearer_token)).status_code
 
 
+@pytest.mark.slow
+@pytest.mark.orr("3.1-04")
 def test_metrics_add_up_across_workers(
     make_service: Callable[..., ServiceProcess], token: Callable[..., str]
 ) -> None:
@@ -119,6 +123,7 @@ def test_metrics_add_up_across_workers(
         service.stop()
 
 
+@pytest.mark.orr("3.4-01", "3.4-02", "3.4-03", "7.1-01", "7.2-01")
 def test_logs_are_json_with_request_ids_and_no_secrets(
     make_service: Callable[..., ServiceProcess], token: Callable[..., str]
 ) -> None:

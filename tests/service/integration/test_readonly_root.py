@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from cap_verifier.domain import IR
 from support.pki import PKI
 from support.require import need
 from support.service import ServiceProcess
@@ -23,7 +24,7 @@ def test_serves_with_a_read_only_root(
     pki: PKI,
     tmp_path: Path,
     token: Callable[..., str],
-    lksg_ir: dict,
+    lksg_ir: IR,
 ) -> None:
     bwrap = shutil.which("bwrap")
     need(bwrap is not None, "bubblewrap (Debian package bubblewrap) is not installed")
@@ -63,7 +64,8 @@ def test_serves_with_a_read_only_root(
     try:
         with service.client(headers=bearer(token())) as client:
             verified = client.post(
-                "/verify", json={"ir": lksg_ir, "context": {"supplier_hashes": ["0x" + "11" * 32]}}
+                "/verify",
+                json={"ir": lksg_ir.to_json(), "context": {"supplier_hashes": ["0x" + "11" * 32]}},
             )
             ready = client.get("/readyz")
         assert verified.status_code == 200, verified.text

@@ -107,6 +107,7 @@ def test_restart_keeps_every_policy(
         service.stop()
 
 
+@pytest.mark.orr("4.6-06")
 def test_cache_flush_by_worker_reload_never_loses_a_policy(
     make_service: Callable[..., ServiceProcess], token: Callable[..., str], lksg_policy_yaml: str
 ) -> None:

@@ -32,11 +32,13 @@ def client_context(pki: PKI, *, maximum: ssl.TLSVersion | None = None) -> ssl.SS
     return context
 
 
+@pytest.mark.orr("2.2-01", "5.3-05")
 def test_tls_1_2_is_refused(verifier: ServiceProcess, pki: PKI) -> None:
     with pytest.raises(ssl.SSLError):
         handshake(verifier.port, client_context(pki, maximum=ssl.TLSVersion.TLSv1_2))
 
 
+@pytest.mark.orr("2.2-01", "5.3-07")
 def test_tls_1_3_is_accepted(verifier: ServiceProcess, pki: PKI) -> None:
     assert handshake(verifier.port, client_context(pki)) == "TLSv1.3"
 
@@ -77,6 +79,7 @@ def test_mtls_with_certificate_from_another_ca_is_refused(
         client.get("/healthz")
 
 
+@pytest.mark.orr("2.2-08")
 def test_mtls_with_our_certificate_is_served(
     mtls_verifier: ServiceProcess, pki: PKI, token: Callable[..., str]
 ) -> None:
@@ -85,6 +88,7 @@ def test_mtls_with_our_certificate_is_served(
     assert response.status_code == 404
 
 
+@pytest.mark.orr("2.2-07")
 @pytest.mark.parametrize("san", ["evil.example.com", "partners.cap.test", "client.cap.test.evil"])
 def test_forwarded_san_outside_allow_list_is_403(
     mtls_verifier: ServiceProcess, pki: PKI, token: Callable[..., str], san: str
@@ -102,6 +106,7 @@ def test_forwarded_san_outside_allow_list_is_403(
     assert after == before + 1
 
 
+@pytest.mark.orr("2.2-07")
 @pytest.mark.parametrize("san", [ALLOWED_SAN, "api.partners.cap.test"])
 def test_forwarded_allowed_san_is_served(
     mtls_verifier: ServiceProcess, pki: PKI, token: Callable[..., str], san: str

@@ -53,7 +53,8 @@ def test_migrate_twice_is_a_noop(registry: Registry, registry_url: str) -> None:
     assert _tables(registry_url) == REGISTRY_TABLES | {"alembic_version"}
 
 
-def test_models_match_the_migrations(registry: Registry, registry_url: str) -> None:
+@pytest.mark.usefixtures("registry")
+def test_models_match_the_migrations(registry_url: str) -> None:
     engine = create_engine(registry_url)
     try:
         with engine.connect() as conn:
@@ -72,7 +73,8 @@ def test_downgrade_to_base_and_upgrade_again(registry: Registry, registry_url: s
     assert registry.current_revision() == Registry.head_revision()
 
 
-def test_verifications_never_hold_the_raw_context(registry: Registry, registry_url: str) -> None:
+@pytest.mark.usefixtures("registry")
+def test_verifications_never_hold_the_raw_context(registry_url: str) -> None:
     engine = create_engine(registry_url)
     try:
         columns = {c["name"] for c in inspect(engine).get_columns("verifications")}

@@ -15,8 +15,9 @@ ROUNDS = 20
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("registry")  # migrated before the race
 def test_two_processes_putting_the_same_policies(
-    registry: Registry, registry_url: str, open_registry: Callable[..., Registry]
+    registry_url: str, open_registry: Callable[..., Registry]
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)

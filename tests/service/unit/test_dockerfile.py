@@ -35,6 +35,7 @@ def test_multi_stage_with_a_pinned_slim_base(dockerfile: DockerfileParser) -> No
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base.group(1)), base.group(1)
 
 
+@pytest.mark.orr("1.5-01", "1.5-02")
 def test_runs_as_uid_1000_not_root(dockerfile: DockerfileParser) -> None:
     users = instructions(dockerfile, "USER")
     assert users, "no USER instruction"

@@ -44,6 +44,7 @@ def make_cache(server: JWKSServer, pki: PKI, clock: Clock) -> JWKSCache:
     return JWKSCache(settings, Metrics("test"), clock=clock)
 
 
+@pytest.mark.orr("2.1-08")
 def test_keys_are_cached_for_the_ttl(server: JWKSServer, pki: PKI, signing_key: SigningKey) -> None:
     clock = Clock()
     cache = make_cache(server, pki, clock)
@@ -103,7 +104,7 @@ def test_stale_if_error_until_max_stale(
     anyio.run(go)
 
 
-def test_never_loaded_is_not_usable(pki: PKI) -> None:
+def test_never_loaded_is_not_usable() -> None:
     settings = OAuth2Settings(
         issuer="https://i", audience="a", jwks_url="https://127.0.0.1:9/jwks", jwks_timeout=1
     )

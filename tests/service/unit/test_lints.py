@@ -197,7 +197,7 @@ def test_literal_predicate_args_are_not_variables() -> None:
 def test_lint_problems_are_not_shape_errors() -> None:
     result = compile_policy_v2(policy(_every_finding), "strict")
     assert result.has_errors
-    assert result.ir["ir_hash"].startswith("sha3-256:")
+    assert result.ir.ir_hash.startswith("sha3-256:")
 
 
 def test_lint_policy_refuses_an_unknown_mode() -> None:

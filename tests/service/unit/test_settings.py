@@ -24,6 +24,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.orr("2.1-08", "4.6-01", "4.6-02", "4.6-03")
 def test_defaults_of_the_contract() -> None:
     settings = load_settings(None, BASE_ENV)
     assert settings.oauth2.jwks_cache_ttl == 600

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cap_verifier.domain import (
+    IR,
     Context,
     blake3_hex,
     compile_policy_v2,
@@ -30,7 +31,7 @@ def root_of(entries: list[str]) -> str:
     return "0x" + blake3_hex("".join(entries))
 
 
-def make_ir(rules: list[dict[str, Any]], adaptivity: dict[str, Any] | None = None) -> Any:
+def make_ir(rules: list[dict[str, Any]], adaptivity: dict[str, Any] | None = None) -> IR:
     """Compile a policy with the given rules (and adaptivity) to IR; it must be lint-free."""
     doc: dict[str, Any] = {
         "id": "verdict.test",
@@ -247,8 +248,8 @@ def test_verify_report(rules: list[dict[str, Any]], result: str, passed: int) ->
     }
     report = body["report"]
     assert report["status"] == result.lower()
-    assert report["policy_hash"] == ir["policy_hash"]
-    assert report["ir_hash"] == ir["ir_hash"]
+    assert report["policy_hash"] == ir.policy_hash
+    assert report["ir_hash"] == ir.ir_hash
     assert report["checks_total"] == len(rules)
     assert report["checks_passed"] == passed
     assert [r["id"] for r in report["rules"]] == sorted(r["id"] for r in rules)
@@ -258,7 +259,7 @@ def test_verify_report(rules: list[dict[str, Any]], result: str, passed: int) ->
 # --------------------------------------------------------------------------- adaptivity
 
 
-def adaptive_ir(expr: Any) -> Any:
+def adaptive_ir(expr: Any) -> IR:
     """Rule b_fail is activated by predicate p, a_pass is always evaluated without adaptivity."""
     return make_ir(
         [PASS_RULE, FAIL_RULE],
@@ -372,7 +373,7 @@ def test_inactive_failing_rule_gives_ok_in_the_response() -> None:
 
 
 def test_embedded_ir_literal_string_is_not_a_variable() -> None:
-    ir = make_ir([{"id": "r", "op": "eq", "lhs": "country", "rhs": {"var": "country"}}])
+    ir = make_ir([{"id": "r", "op": "eq", "lhs": "country", "rhs": {"var": "country"}}]).to_json()
     ir["rules"][0]["rhs"] = "DE"
     del ir["ir_hash"]
     ir["ir_hash"] = compute_ir_hash(ir)

@@ -1,65 +1,23 @@
-"""Canonical JSON, hashing and hex helpers shared by the domain modules."""
+"""Reading untrusted JSON input: JSON paths for messages, type checks and plain-JSON copies.
+
+Every check raises a domain error whose detail starts with the JSON path of the value:
+InvalidShape (422) for a wrong type or shape, BadRequest (400) for a malformed value.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import TypeAlias
+from collections.abc import Mapping
 
-import blake3
-
+from cap_verifier.domain.encoding import JsonValue
 from cap_verifier.domain.errors import BadRequest, InvalidShape
 
-JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
-
-SHA3_PREFIX = "sha3-256:"
-HEX32_RE = re.compile(r"0x[0-9a-fA-F]{64}")
-SHA3_REF_RE = re.compile(r"sha3-256:[0-9a-fA-F]{64}")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 MAX_JSON_DEPTH = 64
 MAX_JSON_NODES = 200_000
-
-
-def compact_json(value: object) -> str:
-    """Compact JSON in the given key order: separators `,` `:`, non-ASCII written raw."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def compact_json_sorted(value: object) -> str:
-    """Compact JSON with the keys of every object sorted."""
-    return json.dumps(
-        value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True
-    )
-
-
-def _as_bytes(data: str | bytes) -> bytes:
-    """UTF-8 bytes of `data` (bytes pass through)."""
-    return data.encode("utf-8") if isinstance(data, str) else data
-
-
-def sha3_hex(data: str | bytes) -> str:
-    """Lower-case hex SHA3-256 (FIPS 202, not Keccak) of `data`."""
-    return hashlib.sha3_256(_as_bytes(data)).hexdigest()
-
-
-def sha3_ref(data: str | bytes) -> str:
-    """`sha3-256:` followed by the SHA3-256 hex digest of `data`."""
-    return SHA3_PREFIX + sha3_hex(data)
-
-
-def blake3_hex(data: str | bytes) -> str:
-    """Lower-case hex BLAKE3 (32 bytes) of `data`."""
-    digest: str = blake3.blake3(_as_bytes(data)).hexdigest()
-    return digest
-
-
-def blake3_root(parts: Iterable[str]) -> str:
-    """`0x` + BLAKE3 of the concatenation of `parts`."""
-    return "0x" + blake3_hex("".join(parts))
 
 
 def join_path(prefix: str, key: str) -> str:
@@ -118,6 +76,22 @@ def require_str(value: object, path: str) -> str:
     return check_text(value, path)
 
 
+def require_non_empty_str(value: object, path: str) -> str:
+    """A non-empty string, else InvalidShape."""
+    text = require_str(value, path)
+    if not text:
+        raise InvalidShape(f"{path}: must not be empty")
+    return text
+
+
+def require_matching(value: object, path: str, pattern: re.Pattern[str]) -> str:
+    """A string matching `pattern` in full, else InvalidShape."""
+    text = require_str(value, path)
+    if pattern.fullmatch(text) is None:
+        raise InvalidShape(f"{path}: must match ^{pattern.pattern}$")
+    return text
+
+
 def require_bool(value: object, path: str) -> bool:
     """`value` as a boolean, else InvalidShape."""
     if not isinstance(value, bool):
@@ -139,36 +113,24 @@ def require_list(value: object, path: str) -> list[object]:
     return value
 
 
-def is_hex32(value: object) -> bool:
-    """True when `value` is `0x` + 64 hex digits (either case)."""
-    return isinstance(value, str) and HEX32_RE.fullmatch(value) is not None
-
-
-def normalize_hex32(value: object, path: str) -> str:
-    """A hex32 value in lower case; a non-string is 422, a malformed string 400."""
-    if not isinstance(value, str):
-        raise shape_error(path, "a string (0x followed by 64 hex digits)", value)
-    if HEX32_RE.fullmatch(value) is None:
-        raise BadRequest(f"{where(path)}: expected 0x followed by 64 hex digits")
-    return value.lower()
-
-
-def normalize_sha3_ref(value: object, path: str) -> str:
-    """A `sha3-256:` + 64 hex value in lower case; a non-string is 422, a malformed one 400."""
-    if not isinstance(value, str):
-        raise shape_error(path, "a string (sha3-256: followed by 64 hex digits)", value)
-    if SHA3_REF_RE.fullmatch(value) is None:
-        raise BadRequest(f"{where(path)}: expected sha3-256: followed by 64 hex digits")
-    return value.lower()
-
-
-def sort_keys_deep(value: JsonValue) -> JsonValue:
-    """A copy of `value` whose objects (at every depth) have their keys sorted."""
-    if isinstance(value, dict):
-        return {key: sort_keys_deep(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [sort_keys_deep(item) for item in value]
+def required_field(obj: Mapping[str, object], key: str, path: str) -> object:
+    """The value of a required key; a missing key (or null) is InvalidShape."""
+    value = obj.get(key)
+    if value is None:
+        raise InvalidShape(f"{join_path(path, key)}: required field is missing")
     return value
+
+
+def optional_str(obj: Mapping[str, object], key: str, path: str) -> str | None:
+    """An optional string field (null means absent)."""
+    value = obj.get(key)
+    return None if value is None else require_str(value, join_path(path, key))
+
+
+def optional_list(obj: Mapping[str, object], key: str, path: str) -> list[object]:
+    """An optional array field; absent or null is the empty list."""
+    value = obj.get(key)
+    return [] if value is None else require_list(value, join_path(path, key))
 
 
 class _Budget:
