@@ -15,6 +15,8 @@ from cap_ops.localenv.layout import ALERTS_DIR_ENV, HOST, Layout
 from support.localenv import localenv
 from support.require import need
 
+pytestmark = pytest.mark.localenv
+
 
 @pytest.fixture
 def down(layout: Layout) -> Iterator[None]:

@@ -17,7 +17,10 @@ import pytest
 from cap_ops.localenv import supervisor
 from cap_ops.localenv.configs import PROGRAM_ORDER
 from cap_ops.localenv.layout import HOST, Layout
+from cap_ops.poll import wait_until
 from support.localenv import localenv
+
+pytestmark = pytest.mark.localenv
 
 SUPERVISORCTL = str(Path(sys.executable).parent / "supervisorctl")
 AS_ROOT = os.geteuid() == 0
@@ -70,6 +73,7 @@ def test_every_socket_listens_on_loopback_only(layout: Layout) -> None:
     assert set(layout.ports.named().values()) <= ports
 
 
+@pytest.mark.orr("5.3-05")
 @pytest.mark.parametrize("port_name", ["cap-verifier", "cap-dev-idp"])
 def test_tls_1_3_only(layout: Layout, local_env: dict[str, Any], port_name: str) -> None:
     port = layout.ports.named()[port_name]
@@ -126,6 +130,7 @@ def test_env_json_lists_everything(layout: Layout, local_env: dict[str, Any]) ->
     assert any(s == {"verify:run"} for s in scopes.values())
 
 
+@pytest.mark.orr("3.1-01")
 def test_prometheus_scrapes_the_verifier_and_loads_every_rule_group(
     layout: Layout, local_env: dict[str, Any]
 ) -> None:
@@ -146,6 +151,7 @@ def test_prometheus_scrapes_the_verifier_and_loads_every_rule_group(
     assert expected == loaded
 
 
+@pytest.mark.orr("3.3-08")
 def test_alertmanager_config_is_valid_and_loaded(layout: Layout, local_env: dict[str, Any]) -> None:
     config = layout.alertmanager_dir / "alertmanager.yml"
     checked = subprocess.run(
@@ -162,18 +168,18 @@ def test_an_alert_reaches_the_local_receiver(layout: Layout, local_env: dict[str
     marker = f"LocalEnvDeliveryCheck{os.getpid()}"
     alert = [{"labels": {"alertname": marker, "severity": "critical", "job": "cap-verifier"}}]
     assert httpx.post(f"{local_env['alertmanager_url']}/api/v2/alerts", json=alert).is_success
-    import time
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if layout.alerts_log.exists() and marker in layout.alerts_log.read_text():
-            break
-        time.sleep(0.5)
+    wait_until(
+        lambda: layout.alerts_log.exists() and marker in layout.alerts_log.read_text(),
+        60,
+        f"{marker} in {layout.alerts_log}",
+        interval=0.5,
+    )
     lines = [json.loads(x) for x in layout.alerts_log.read_text().splitlines() if marker in x]
     assert lines, f"{marker} never reached {layout.alerts_log}"
     assert lines[0]["labels"]["alertname"] == marker
 
 
+@pytest.mark.orr("3.4-06")
 def test_no_debug_lines_at_prod_log_level(layout: Layout, local_env: dict[str, Any]) -> None:
     with httpx.Client(verify=ssl.create_default_context(cafile=local_env["ca_cert"])) as client:
         client.get(f"{local_env['verifier_url']}/healthz")

@@ -13,7 +13,7 @@ import httpx
 from support.net import free_port, wait_until
 from support.pki import PKI
 
-BIN = Path(sys.executable).parent
+IDP_COMMAND = (sys.executable, "-m", "cap_dev_idp")
 AUDIENCE = "cap-verifier"
 
 
@@ -59,7 +59,7 @@ class IdPProcess:
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
-            [str(BIN / "cap-dev-idp"), args[0], "--config", str(self.config), *args[1:]],
+            [*IDP_COMMAND, args[0], "--config", str(self.config), *args[1:]],
             check=True,
             capture_output=True,
             text=True,
@@ -72,7 +72,7 @@ class IdPProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(BIN / "cap-dev-idp"), "serve", "--config", str(self.config)],
+                [*IDP_COMMAND, "serve", "--config", str(self.config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -1,10 +1,12 @@
-"""Loopback ports and waiting for servers."""
+"""Loopback ports (and, re-exported, the one polling helper)."""
 
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
+
+from cap_ops.poll import wait_until
+
+__all__ = ["free_port", "port_open", "wait_until"]
 
 
 def free_port() -> int:
@@ -12,18 +14,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
-) -> None:
-    """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def port_open(port: int) -> bool:

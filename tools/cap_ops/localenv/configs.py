@@ -162,7 +162,9 @@ def supervisord_config(layout: Layout) -> str:
             "--log.format=json",
         ],
         "cap-dev-idp": [
-            str(venv_bin / "cap-dev-idp"),
+            python,
+            "-m",
+            "cap_dev_idp",
             "serve",
             "--config",
             str(layout.idp_dir / "idp.yaml"),

@@ -21,6 +21,7 @@ from cap_dev_idp.clients import add_client, load_clients, rotate_secret
 from cap_ops.localenv import configs, preflight, supervisor
 from cap_ops.localenv.layout import HOST, Layout
 from cap_ops.localenv.pki import PKIFiles, ensure_pki
+from cap_ops.poll import wait_until
 
 # name in env.json → (client_id, scopes): one development client per scope set
 CLIENTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -118,6 +119,10 @@ def secure_pki(layout: Layout, pki: PKIFiles) -> None:
         cert.chmod(0o644)
 
 
+# The service and the dev IdP: none of the development, infra or ops tooling.
+RUNTIME_GROUPS = ("--no-default-groups", "--group", "idp")
+
+
 def ensure_runtime_venv(layout: Layout) -> None:
     """As root the programs run as the service user, who cannot execute the operator's
     Python (pyenv under /root): give them a venv on Debian's python3.11, from the lock."""
@@ -138,7 +143,7 @@ def ensure_runtime_venv(layout: Layout) -> None:
         "UV_PYTHON_DOWNLOADS": "never",
     }
     result = subprocess.run(
-        [str(uv), "sync", "--frozen", "--no-dev", "--python", python, "--quiet"],
+        [str(uv), "sync", "--frozen", *RUNTIME_GROUPS, "--python", python, "--quiet"],
         cwd=layout.root,
         env=env,
         capture_output=True,
@@ -258,15 +263,12 @@ def _context(pki: PKIFiles) -> ssl.SSLContext:
 def wait_for(
     what: str, check: Callable[[], bool], log: Path, timeout: float = WAIT_SECONDS
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (httpx.HTTPError, OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise preflight.Problem(f"{what} not ready after {timeout:.0f} s; see {log}")
+    try:
+        wait_until(
+            check, timeout, what, 0.2, ignore=(httpx.HTTPError, OSError, ValueError, KeyError)
+        )
+    except TimeoutError:
+        raise preflight.Problem(f"{what} not ready after {timeout:.0f} s; see {log}") from None
 
 
 def health_checks(layout: Layout, pki: PKIFiles) -> dict[str, Callable[[], bool]]:

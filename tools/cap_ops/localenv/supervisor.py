@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from pathlib import Path
 from typing import Any, cast
@@ -13,6 +12,7 @@ from typing import Any, cast
 from supervisor.xmlrpc import SupervisorTransport
 
 from cap_ops.localenv.layout import Layout
+from cap_ops.poll import wait_until
 
 
 class SupervisorError(Exception):
@@ -51,15 +51,17 @@ def start_daemon(layout: Layout) -> None:
     """Start supervisord (it daemonizes) and wait for its socket to answer."""
     supervisord = Path(sys.executable).parent / "supervisord"
     subprocess.run([str(supervisord), "-c", str(layout.supervisor_conf)], check=True)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if proxy(layout).supervisor.getState()["statename"] == "RUNNING":
-                return
-        except (OSError, xmlrpc.client.Fault):
-            pass
-        time.sleep(0.1)
-    raise SupervisorError(f"supervisord did not start; see {layout.logs / 'supervisord.log'}")
+    try:
+        wait_until(
+            lambda: proxy(layout).supervisor.getState()["statename"] == "RUNNING",
+            15,
+            "supervisord",
+            interval=0.1,
+            ignore=(OSError, xmlrpc.client.Fault),
+        )
+    except TimeoutError:
+        log = layout.logs / "supervisord.log"
+        raise SupervisorError(f"supervisord did not start; see {log}") from None
 
 
 def states(layout: Layout) -> dict[str, str]:
@@ -117,10 +119,9 @@ def shutdown(layout: Layout, timeout: float = 60) -> None:
     server = proxy(layout).supervisor
     server.stopAllProcesses(True)
     server.shutdown()
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _pid_alive(pid):
-        raise SupervisorError(f"supervisord (pid {pid}) did not stop in {timeout:.0f} s")
+    try:
+        wait_until(lambda: not _pid_alive(pid), timeout, f"supervisord (pid {pid}) to stop", 0.1)
+    except TimeoutError as exc:
+        raise SupervisorError(str(exc)) from None
     layout.supervisor_pid.unlink(missing_ok=True)
     layout.supervisor_socket.unlink(missing_ok=True)
