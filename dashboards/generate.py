@@ -1,12 +1,12 @@
 """Write the Grafana dashboards of ``dashboards/`` from Python (grafana-foundation-sdk).
 
-    .venv/bin/python dashboards/generate.py           # (re)write dashboards/*.json
-    .venv/bin/python dashboards/generate.py --check   # exit 1 when a committed file is not current
+    .venv/bin/python -m dashboards.generate           # (re)write dashboards/*.json
+    .venv/bin/python -m dashboards.generate --check   # exit 1 when a committed file is not current
 
-The output is a pure function of ``alerts/config.yaml`` (the one table of tunables that the
-alert rules read too): same config, same bytes. Every dashboard passes through
-:func:`dashboard`, the one place that applies the shared settings (uid from the file name,
-tags, refresh, time zone, the ``datasource`` and ``job`` variables, panel ids).
+The output is a pure function of the monitoring table (:mod:`cap_ops.monitoring`, read from
+``alerts/config.yaml``, which the alert rules read too): same table, same bytes. Every dashboard
+passes through :func:`dashboard`, the one place that applies the shared settings (uid from the
+file name, tags, refresh, time zone, the ``datasource`` and ``job`` variables, panel ids).
 
 The panels read the recording rules of ``alerts/verifier.recording.rules.yaml`` wherever an alert
 does, so that a panel shows what its alert sees, and draw the alert's threshold from the config.
@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +29,22 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
-from ruamel.yaml import YAML
 
+from cap_ops import monitoring
 from cap_ops.durations import human_seconds
 from cap_ops.generated import write_or_check
+from cap_ops.monitoring import (
+    AUTH_FAILURES_RATE,
+    CACHE_HIT_RATIO,
+    REQUESTS_RATE,
+    Monitoring,
+    error_ratio,
+    latency_quantile,
+)
+from cap_verifier.typed_yaml import ConfigError
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent
 ROOT = DASHBOARDS_DIR.parent
-CONFIG_PATH = ROOT / "alerts" / "config.yaml"
 
 TAGS = ["cap-verifier", "generated"]
 REFRESH = "30s"  # the scrape interval of the ServiceMonitor (ORR 3.1)
@@ -52,161 +58,6 @@ JOB = f'job=~"${JOB_VARIABLE}"'
 
 P99 = 0.99  # the second latency quantile shown next to the SLO's (ORR 3.2: p95/p99)
 COLORS = {"ok": "green", "warn": "yellow", "fail": "red"}
-
-_SELECTOR = re.compile(r'job="([^"\\]+)"')
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-class ConfigError(ValueError):
-    """alerts/config.yaml lacks a value the dashboards read, or holds one of the wrong type."""
-
-
-# Recording rules (alerts/verifier.recording.rules.yaml), named as alerts/generate.py names them;
-# tests/dashboards checks that every one the dashboards read is defined.
-REQUESTS_RATE = "job:cap_verifier_requests:rate5m"
-AUTH_FAILURES_RATE = "job_reason:cap_verifier_auth_failures:rate5m"
-CACHE_HIT_RATIO = "job:cap_verifier_cache_hits:ratio_rate5m"
-
-
-def error_ratio(window: str) -> str:
-    return f"job:cap_verifier_request_errors:ratio_rate{window}"
-
-
-def latency_quantile(quantile: float) -> str:
-    return f"job:cap_verifier_request_duration_seconds:p{quantile * 100:g}_5m"
-
-
-@dataclass(frozen=True)
-class BurnWindow:
-    severity: str
-    long: str
-    short: str
-    factor: float
-
-
-@dataclass(frozen=True)
-class Tunables:
-    """The values of alerts/config.yaml that the dashboards draw."""
-
-    job: str
-    """The default of the ``job`` variable: the job of the config's selector."""
-    excluded_endpoints: tuple[str, ...]
-    availability_target: float
-    latency_quantile: float
-    latency_threshold_seconds: float
-    burn_windows: tuple[BurnWindow, ...]
-    jwks_cache_ttl_seconds: float
-    jwks_max_stale_seconds: float
-    jwks_failure_window: str
-    target_down_percent: float
-    auth_failure_ratio: float
-    cache_hit_ratio: float
-
-    @property
-    def error_budget(self) -> float:
-        """The share of API requests the availability objective lets fail: 1 - target."""
-        return round(1 - self.availability_target, 10)
-
-    @property
-    def api(self) -> str:
-        """The matchers of API requests: probes and scrapes excluded, as in the SLIs."""
-        if not self.excluded_endpoints:
-            return JOB
-        return f'{JOB},endpoint!~"{"|".join(self.excluded_endpoints)}"'
-
-    @property
-    def fast_burn(self) -> BurnWindow:
-        """The window pair that pages first: the largest factor."""
-        return max(self.burn_windows, key=lambda w: w.factor)
-
-    @property
-    def burn_ranges(self) -> list[str]:
-        """Every window of the burn-rate alerts, shortest first."""
-        windows = {w.long for w in self.burn_windows} | {w.short for w in self.burn_windows}
-        return sorted(windows, key=seconds)
-
-
-def seconds(duration: str) -> float:
-    """Seconds of a Prometheus duration such as ``5m`` or ``1h30m``."""
-    parts = _DURATION.findall(duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise ConfigError(f"{duration!r} is not a Prometheus duration")
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
-
-
-def _at(data: Any, path: str) -> Any:
-    value = data
-    for key in path.split("."):
-        if not isinstance(value, Mapping) or key not in value:
-            raise ConfigError(f"{path}: missing")
-        value = value[key]
-    return value
-
-
-def _number(data: Any, path: str) -> float:
-    value = _at(data, path)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{path}: expected a number")
-    return float(value)
-
-
-def _text(data: Any, path: str) -> str:
-    value = _at(data, path)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}: expected a non-empty string")
-    return value
-
-
-def _duration(data: Any, path: str) -> str:
-    value = _text(data, path)
-    try:
-        seconds(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return value
-
-
-def _burn_window(data: Any, index: int) -> BurnWindow:
-    try:
-        return BurnWindow(
-            severity=_text(data, "severity"),
-            long=_duration(data, "long"),
-            short=_duration(data, "short"),
-            factor=_number(data, "factor"),
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"burn_rate_windows[{index}].{exc}") from None
-
-
-def load_tunables(path: Path = CONFIG_PATH) -> Tunables:
-    """Read the values the dashboards draw from alerts/config.yaml."""
-    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    selector = _text(data, "selector")
-    match = _SELECTOR.fullmatch(selector)
-    if match is None:
-        raise ConfigError('selector: the dashboards expect one job, job="<name>"')
-    excluded = _at(data, "sli_excluded_endpoints")
-    if not isinstance(excluded, list) or not all(isinstance(e, str) for e in excluded):
-        raise ConfigError("sli_excluded_endpoints: expected a list of strings")
-    windows = _at(data, "burn_rate_windows")
-    if not isinstance(windows, list) or not windows:
-        raise ConfigError("burn_rate_windows: expected a non-empty list")
-    burn_windows = tuple(_burn_window(w, i) for i, w in enumerate(windows))
-    return Tunables(
-        job=match.group(1),
-        excluded_endpoints=tuple(excluded),
-        availability_target=_number(data, "slo.availability_target"),
-        latency_quantile=_number(data, "slo.latency_quantile"),
-        latency_threshold_seconds=_number(data, "slo.latency_threshold_seconds"),
-        burn_windows=burn_windows,
-        jwks_cache_ttl_seconds=_number(data, "jwks.cache_ttl_seconds"),
-        jwks_max_stale_seconds=_number(data, "jwks.max_stale_seconds"),
-        jwks_failure_window=_duration(data, "alerts.VerifierJWKSStale.failure_window"),
-        target_down_percent=_number(data, "alerts.VerifierTargetDown.warning.down_percent"),
-        auth_failure_ratio=_number(data, "alerts.VerifierAuthFailuresHigh.ratio"),
-        cache_hit_ratio=_number(data, "alerts.VerifierCacheHitRatioLow.ratio"),
-    )
 
 
 # --- Building blocks ------------------------------------------------------------------------
@@ -393,16 +244,19 @@ def dashboard(
 # --- The verifier dashboard -----------------------------------------------------------------
 
 
-def verifier(t: Tunables) -> model.Dashboard:
+def verifier(t: Monitoring) -> model.Dashboard:
     """Traffic, errors, latency, authentication and the policy cache of the verifier."""
-    api = t.api
+    api = t.api(JOB)
+    alerts = t.alerts
+    jwks_window = alerts.jwks_stale.failure_window
+    down_percent = alerts.target_down.warning.down_percent
     budget = t.error_budget
     fast = t.fast_burn
-    p_slo = f"p{t.latency_quantile * 100:g}"
+    p_slo = f"p{t.slo.latency_quantile * 100:g}"
     p_99 = f"p{P99 * 100:g}"
-    critical = [w.factor for w in t.burn_windows if w.severity == "critical"]
+    critical = [w.factor for w in t.burn_rate_windows if w.severity == "critical"]
     critical_factor = min(critical) if critical else fast.factor
-    probes = ", ".join(t.excluded_endpoints)
+    probes = ", ".join(t.sli_excluded_endpoints)
 
     def rate(metric: str, matchers: str) -> str:
         return f"rate({metric}{{{matchers}}}[$__rate_interval])"
@@ -425,8 +279,8 @@ def verifier(t: Tunables) -> model.Dashboard:
             single(
                 "Targets Down",
                 "Share of the scrape targets of the job that do not answer Prometheus. Alert"
-                f" VerifierTargetDown: warning above {t.target_down_percent:g}%, critical when"
-                " no target is up (then this panel shows no target).",
+                f" VerifierTargetDown: warning above {down_percent:g}%, critical when no"
+                " target is up (then this panel shows no target).",
                 "percent",
                 [
                     (
@@ -435,7 +289,7 @@ def verifier(t: Tunables) -> model.Dashboard:
                     )
                 ],
                 width=8,
-                thresholds=steps("green", (t.target_down_percent, "red")),
+                thresholds=steps("green", (t.alerts.target_down.warning.down_percent, "red")),
                 no_value="no target",
             ),
             single(
@@ -471,7 +325,7 @@ def verifier(t: Tunables) -> model.Dashboard:
                 "Error Rate",
                 f"Share of API requests answered with a 5xx over {fast.short} and {fast.long}"
                 " (the recording rules VerifierErrorBudgetBurn reads). Orange: the error budget"
-                f" of the {percent(t.availability_target)} availability objective"
+                f" of the {percent(t.slo.availability_target)} availability objective"
                 f" ({percent(budget)}); red: {fast.factor:g}x that"
                 f" ({percent(fast.factor * budget)}), above which on both lines the fastest"
                 " burn alert pages.",
@@ -494,7 +348,7 @@ def verifier(t: Tunables) -> model.Dashboard:
                 " factor: "
                 + "; ".join(
                     f"{w.factor:g}x over {w.long} and {w.short} ({w.severity})"
-                    for w in t.burn_windows
+                    for w in t.burn_rate_windows
                 )
                 + ".",
                 "x",
@@ -543,28 +397,28 @@ def verifier(t: Tunables) -> model.Dashboard:
             graph(
                 "Request Duration",
                 f"{p_slo} and {p_99} of API request durations ({probes} excluded). Dashed line:"
-                f" the {p_slo} objective ({human_seconds(t.latency_threshold_seconds)});"
+                f" the {p_slo} objective ({human_seconds(t.slo.latency_threshold_seconds)});"
                 f" alert VerifierHighLatency reads the {p_slo} over 5m (the recording rule).",
                 "s",
                 [
-                    (quantile(t.latency_quantile, "job, le"), f"{{{{job}}}} {p_slo}"),
+                    (quantile(t.slo.latency_quantile, "job, le"), f"{{{{job}}}} {p_slo}"),
                     (quantile(P99, "job, le"), f"{{{{job}}}} {p_99}"),
                     (
-                        f"{latency_quantile(t.latency_quantile)}{{{JOB}}}",
+                        f"{latency_quantile(t.slo.latency_quantile)}{{{JOB}}}",
                         f"{{{{job}}}} {p_slo} (5m, alerted)",
                     ),
                 ],
                 width=8,
-                thresholds=steps("green", (t.latency_threshold_seconds, "red")),
+                thresholds=steps("green", (t.slo.latency_threshold_seconds, "red")),
                 minimum=0,
             ),
             graph(
                 f"Request Duration {p_slo} by Route",
                 f"{p_slo} of request durations per route template ({probes} excluded).",
                 "s",
-                [(quantile(t.latency_quantile, "endpoint, le"), "{{endpoint}}")],
+                [(quantile(t.slo.latency_quantile, "endpoint, le"), "{{endpoint}}")],
                 width=8,
-                thresholds=steps("green", (t.latency_threshold_seconds, "red")),
+                thresholds=steps("green", (t.slo.latency_threshold_seconds, "red")),
                 minimum=0,
             ),
             graph(
@@ -600,7 +454,7 @@ def verifier(t: Tunables) -> model.Dashboard:
                 "Auth Failure Ratio by Reason",
                 "Refused requests of one reason / all API requests, over 5m (the recording"
                 " rules). Alert VerifierAuthFailuresHigh fires above"
-                f" {percent(t.auth_failure_ratio)} (red line) when the refusals are frequent"
+                f" {percent(alerts.auth_failures.ratio)} (red line) when the refusals are frequent"
                 " enough.",
                 "percentunit",
                 [
@@ -611,15 +465,15 @@ def verifier(t: Tunables) -> model.Dashboard:
                     )
                 ],
                 width=12,
-                thresholds=steps("green", (t.auth_failure_ratio, "red")),
+                thresholds=steps("green", (t.alerts.auth_failures.ratio, "red")),
                 minimum=0,
             ),
             graph(
                 "JWKS Age",
                 "Seconds since each process fetched the signing keys it verifies tokens with"
                 " (-1: never loaded, alert VerifierJWKSNeverLoaded). Orange: the cache TTL"
-                f" ({human_seconds(t.jwks_cache_ttl_seconds)}, VerifierJWKSStale); red: the"
-                f" stale limit ({human_seconds(t.jwks_max_stale_seconds)}, VerifierJWKSExpired),"
+                f" ({human_seconds(t.jwks.cache_ttl_seconds)}, VerifierJWKSStale); red: the"
+                f" stale limit ({human_seconds(t.jwks.max_stale_seconds)}, VerifierJWKSExpired),"
                 " past which tokens are refused. Both alerts also need failed refetches (the"
                 " panel on the right).",
                 "s",
@@ -628,20 +482,20 @@ def verifier(t: Tunables) -> model.Dashboard:
                 thresholds=steps(
                     "red",
                     (0, "green"),
-                    (t.jwks_cache_ttl_seconds, "orange"),
-                    (t.jwks_max_stale_seconds, "red"),
+                    (t.jwks.cache_ttl_seconds, "orange"),
+                    (t.jwks.max_stale_seconds, "red"),
                 ),
             ),
             graph(
                 "JWKS Refreshes",
-                f"Fetches of the signing keys over the last {t.jwks_failure_window} by outcome"
+                f"Fetches of the signing keys over the last {jwks_window} by outcome"
                 " (cap_verifier_jwks_refreshes_total); errors here make an old key set alert"
                 " (VerifierJWKSStale, VerifierJWKSExpired).",
                 "short",
                 [
                     (
                         "sum by (outcome) (increase(cap_verifier_jwks_refreshes_total"
-                        f"{{{JOB}}}[{t.jwks_failure_window}]))",
+                        f"{{{JOB}}}[{t.alerts.jwks_stale.failure_window}]))",
                         "{{outcome}}",
                     )
                 ],
@@ -658,8 +512,8 @@ def verifier(t: Tunables) -> model.Dashboard:
                 "Cache Hit Rate",
                 "IR cache hits / lookups over 5m (the recording rule) and since each process"
                 " started (cap_verifier_cache_hit_ratio). Alert VerifierCacheHitRatioLow: the"
-                f" 5m ratio below {percent(t.cache_hit_ratio)} (red below the line); expected"
-                " for a while after a restart.",
+                f" 5m ratio below {percent(alerts.cache_hit_ratio.ratio)} (red below the line);"
+                " expected for a while after a restart.",
                 "percentunit",
                 [
                     (f"{CACHE_HIT_RATIO}{{{JOB}}}", "{{job}} 5m"),
@@ -669,7 +523,7 @@ def verifier(t: Tunables) -> model.Dashboard:
                     ),
                 ],
                 width=12,
-                thresholds=steps("red", (t.cache_hit_ratio, "green")),
+                thresholds=steps("red", (t.alerts.cache_hit_ratio.ratio, "green")),
                 minimum=0,
                 maximum=1,
             ),
@@ -706,7 +560,7 @@ def verifier(t: Tunables) -> model.Dashboard:
     )
 
 
-DASHBOARDS: dict[str, Callable[[Tunables], model.Dashboard]] = {"verifier.json": verifier}
+DASHBOARDS: dict[str, Callable[[Monitoring], model.Dashboard]] = {"verifier.json": verifier}
 """File name in dashboards/ -> the function building it."""
 
 
@@ -715,10 +569,9 @@ def render(board: model.Dashboard) -> str:
     return json.dumps(board, cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def generate(config_path: Path = CONFIG_PATH) -> dict[str, str]:
+def generate(table: Monitoring) -> dict[str, str]:
     """File name -> content, for every dashboard."""
-    tunables = load_tunables(config_path)
-    return {name: render(build(tunables)) for name, build in DASHBOARDS.items()}
+    return {name: render(build(table)) for name, build in DASHBOARDS.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -730,14 +583,14 @@ def main(argv: list[str] | None = None) -> int:
         default=DASHBOARDS_DIR,
         help="where the dashboards are (default: dashboards/)",
     )
-    parser.add_argument("--config", type=Path, default=CONFIG_PATH, help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, default=monitoring.CONFIG, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        outputs = generate(args.config)
+        outputs = generate(monitoring.load(args.config))
     except ConfigError as exc:
-        print(f"alerts/config.yaml: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)
         return 2
-    return write_or_check(outputs, args.output_dir, "dashboards/generate.py", check=args.check)
+    return write_or_check(outputs, args.output_dir, "make generate", check=args.check)
 
 
 if __name__ == "__main__":

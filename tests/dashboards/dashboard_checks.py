@@ -10,19 +10,14 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import promql_parser
 from ruamel.yaml import YAML
 
-from support.scripts import load_script
-
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "dashboards"
-GENERATOR = DASHBOARDS / "generate.py"
 LINT_FILE = DASHBOARDS / ".lint"
 ALERTS = ROOT / "alerts"
 CONFIG = ALERTS / "config.yaml"
@@ -50,12 +45,6 @@ Board = dict[str, Any]
 
 def load_yaml(path: Path) -> Any:
     return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-
-
-@cache
-def generator() -> ModuleType:
-    """dashboards/generate.py as a module (it is a script, not a package)."""
-    return load_script(GENERATOR, "dashboards_generate")
 
 
 def load_board(path: Path) -> Board:

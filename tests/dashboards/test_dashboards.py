@@ -18,13 +18,11 @@ from dashboard_checks import (
     COMMITTED,
     CONFIG,
     DASHBOARDS,
-    GENERATOR,
     RULES,
     Board,
     board_metric_names,
     excluded,
     exclusions,
-    generator,
     layout_problems,
     lint,
     load_board,
@@ -40,6 +38,9 @@ from dashboard_checks import (
 )
 from dashboard_checks import alerts as alert_rules
 
+from cap_ops import monitoring
+from dashboards import generate as dashboard_generator
+
 VERIFIER = DASHBOARDS / "verifier.json"
 ORR_KEY_PANELS = ("Request Results", "Request Duration", "Error Rate", "Cache Hit Rate")
 ORR_STAT_PANEL = "Total Requests"
@@ -47,7 +48,7 @@ ORR_STAT_PANEL = "Total Requests"
 
 def run_generator(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(GENERATOR), *args],
+        [sys.executable, "-m", "dashboards.generate", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -71,7 +72,7 @@ def config() -> dict[str, Any]:
 
 
 def test_there_is_a_committed_dashboard_per_generator_entry() -> None:
-    assert [p.name for p in COMMITTED] == sorted(generator().DASHBOARDS)
+    assert [p.name for p in COMMITTED] == sorted(dashboard_generator.DASHBOARDS)
 
 
 def test_generating_into_a_fresh_directory_reproduces_the_committed_files(tmp_path: Path) -> None:
@@ -81,16 +82,12 @@ def test_generating_into_a_fresh_directory_reproduces_the_committed_files(tmp_pa
     for committed in COMMITTED:
         generated = (tmp_path / committed.name).read_bytes()
         assert generated == committed.read_bytes(), (
-            f"{committed.name} is not current: run .venv/bin/python dashboards/generate.py"
+            f"{committed.name} is not current: run make generate"
         )
         assert generated.endswith(b"}\n")
         assert json.dumps(json.loads(generated), indent=2, sort_keys=True).encode() + b"\n" == (
             generated
         ), "keys not sorted or not indented by two"
-
-
-def test_generation_is_deterministic() -> None:
-    assert generator().generate() == generator().generate()
 
 
 def copy_committed(directory: Path) -> None:
@@ -102,7 +99,7 @@ def test_check_passes_on_current_files_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     copy_committed(tmp_path)
-    assert generator().main(["--check", "--output-dir", str(tmp_path)]) == 0
+    assert dashboard_generator.main(["--check", "--output-dir", str(tmp_path)]) == 0
     assert capsys.readouterr() == ("", "")
 
 
@@ -113,15 +110,15 @@ def test_check_fails_in_one_line_on_a_modified_file_and_leaves_it(
     edited = tmp_path / "verifier.json"
     text = edited.read_text().replace('"Error Rate"', '"Error rate (edited in Grafana)"')
     edited.write_text(text)
-    assert generator().main(["--check", "--output-dir", str(tmp_path)]) == 1
+    assert dashboard_generator.main(["--check", "--output-dir", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == "not current, run dashboards/generate.py: verifier.json\n"
+    assert err == "not current, run make generate: verifier.json\n"
     assert edited.read_text() == text, "--check must not write"
 
 
 def test_check_fails_on_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert generator().main(["--check", "--output-dir", str(tmp_path)]) == 1
+    assert dashboard_generator.main(["--check", "--output-dir", str(tmp_path)]) == 1
     assert "verifier.json" in capsys.readouterr().err
 
 
@@ -130,14 +127,15 @@ def test_a_config_without_a_threshold_stops_generation_in_one_line(
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.read_text().replace("max_stale_seconds:", "max_stale:"))
-    assert generator().main(["--config", str(config), "--output-dir", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == "alerts/config.yaml: jwks.max_stale_seconds: missing\n"
+    assert dashboard_generator.main(["--config", str(config), "--output-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"{config}: jwks.max_stale: unknown key\n"
     assert not (tmp_path / "verifier.json").exists()
 
 
 # --- shared settings ------------------------------------------------------------------------
 
 
+@pytest.mark.orr("3.2-02")
 def test_shared_settings(board: Board, config: dict[str, Any]) -> None:
     assert board["uid"] == hashlib.md5(b"verifier.json", usedforsecurity=False).hexdigest()
     assert len(board["uid"]) <= 40  # Grafana's limit
@@ -291,6 +289,7 @@ def test_key_panels_exist(board: Board) -> None:
     assert total["options"]["graphMode"] == "area", "Total Requests needs its sparkline"
 
 
+@pytest.mark.orr("3.2-04")
 def test_request_results_split_by_result_ok_warn_fail(board: Board) -> None:
     (target,) = panel_by_title(board, "Request Results")["targets"]
     assert "sum by (result)" in target["expr"]
@@ -299,6 +298,7 @@ def test_request_results_split_by_result_ok_warn_fail(board: Board) -> None:
     assert {o["matcher"]["options"] for o in overrides} == {"ok", "warn", "fail"}
 
 
+@pytest.mark.orr("3.2-05")
 def test_request_duration_shows_p95_and_p99_and_the_latency_objective(
     board: Board, config: dict[str, Any]
 ) -> None:
@@ -326,6 +326,7 @@ def test_error_rate_thresholds_are_the_error_budget_and_the_fast_burn(
     }
 
 
+@pytest.mark.orr("3.2-07")
 def test_cache_hit_rate_threshold_is_the_alert_ratio(board: Board, config: dict[str, Any]) -> None:
     panel = panel_by_title(board, "Cache Hit Rate")
     assert threshold_values(panel) == [None, config["alerts"]["VerifierCacheHitRatioLow"]["ratio"]]
@@ -358,7 +359,7 @@ def test_thresholds_move_with_the_config(tmp_path: Path, config: dict[str, Any])
     changed["alerts"]["VerifierCacheHitRatioLow"]["ratio"] = 0.7
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps(changed))  # JSON is YAML
-    board = json.loads(generator().generate(path)["verifier.json"])
+    board = json.loads(dashboard_generator.generate(monitoring.load(path))["verifier.json"])
     assert threshold_values(panel_by_title(board, "Error Rate")) == [None, 0.001, 0.0144]
     assert threshold_values(panel_by_title(board, "Request Duration")) == [None, 0.25]
     assert threshold_values(panel_by_title(board, "Cache Hit Rate")) == [None, 0.7]
