@@ -11,7 +11,7 @@ CHECKOV_STAMP := $(TOOLS)/checkov/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds fmt generate render check lint typecheck test test-fast checkov bench up down status smoke clean
+.PHONY: help venv crds fmt generate render check-generated check lint typecheck test test-fast checkov bench up down status smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,19 +35,24 @@ crds: $(SYNCED) ## fill and verify .cache/crds/ from infra/crds.lock (CRD_MIRROR
 fmt: $(SYNCED) ## format the Python sources
 	$(BIN)/ruff format service tools tests bench alerts infra dashboards
 
-generate: $(SYNCED) ## regenerate the rule files and the dashboard from alerts/config.yaml
-	$(BIN)/python alerts/generate.py
-	$(BIN)/python dashboards/generate.py
+generate: $(SYNCED) ## regenerate from alerts/config.yaml: rule files, runbook tables, dashboard
+	$(BIN)/python -m alerts.generate
+	$(BIN)/python -m dashboards.generate
 
 render: $(SYNCED) ## write deploy/<env>/ from the Kubernetes model (deterministic)
 	$(BIN)/python -m infra.render
+
+GENERATED := alerts runbooks dashboards deploy
+check-generated: generate render ## regenerate everything; fail when it differs from what git holds
+	@git diff --exit-code --stat -- $(GENERATED) && \
+	  test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || \
+	  { echo "generated files differ from git: run make generate render and commit them" >&2; exit 1; }
 
 check: fmt generate render lint test ## everything, in order: format, generate, lint, test
 
 lint: $(SYNCED) ## ruff (lint + format check)
 	$(BIN)/ruff check service tools tests bench alerts infra dashboards
 	$(BIN)/ruff format --check service tools tests bench alerts infra dashboards
-	$(BIN)/python dashboards/generate.py --check
 
 typecheck: $(SYNCED) ## mypy --strict on the packages, the generators and infra/
 	$(BIN)/mypy
@@ -58,8 +63,8 @@ typecheck: $(SYNCED) ## mypy --strict on the packages, the generators and infra/
 test: lint typecheck crds $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: $(SYNCED) crds $(CHECKOV_STAMP) ## pytest only, without lint and types
-	$(BIN)/pytest $(PYTEST_ARGS)
+test-fast: $(SYNCED) crds $(CHECKOV_STAMP) ## pytest without lint, types, slow and local-environment tests
+	$(BIN)/pytest -m "not slow and not localenv" $(PYTEST_ARGS)
 
 checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
 	$(BIN)/pytest tests/infra/test_checkov.py $(PYTEST_ARGS)

@@ -10,24 +10,17 @@ Resources are created by :func:`build`, never at import time; tests call it unde
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Literal
 
-# Pulumi runs this file as ``runpy.run_path("infra/")``: sys.path[0] is then infra/ itself, where
-# our modules (config, platform, ...) would shadow top-level names. Import from the repo root.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _HERE]
-if str(_HERE.parent) not in sys.path:
-    sys.path.insert(0, str(_HERE.parent))
+import pulumi
+import pulumi_kubernetes as k8s
 
-from dataclasses import dataclass  # noqa: E402
-from typing import Literal  # noqa: E402
-
-import pulumi  # noqa: E402
-import pulumi_kubernetes as k8s  # noqa: E402
-
-from infra import gitops  # noqa: E402
-from infra.components import (  # noqa: E402
+from infra import gitops
+from infra.artefacts import Artefacts
+from infra.artefacts import load as load_artefacts
+from infra.charts import ARGOCD, PLATFORM_CHARTS
+from infra.components import (
     GitOpsBootstrap,
     GitOpsBootstrapArgs,
     KubernetesObjects,
@@ -35,10 +28,9 @@ from infra.components import (  # noqa: E402
     PlatformCharts,
     PlatformChartsArgs,
 )
-from infra.config import EnvConfig  # noqa: E402
-from infra.model import model  # noqa: E402
-from infra.platform import ARGOCD, PLATFORM_CHARTS  # noqa: E402
-from infra.stack import stack_config  # noqa: E402
+from infra.config import EnvConfig
+from infra.model import model
+from infra.stack import stack_config
 
 Mode = Literal["direct", "gitops"]
 
@@ -54,15 +46,15 @@ class Program:
     bootstrap: GitOpsBootstrap | None = None
 
 
-def build(cfg: EnvConfig) -> Program:
+def build(cfg: EnvConfig, artefacts: Artefacts) -> Program:
     """Register the resources of ``cfg``'s environment."""
     # An explicit provider on the stack's kubeconfig context (the current context when unset).
-    provider = k8s.Provider("kubernetes", context=cfg.kube_context)
+    provider = k8s.Provider("kubernetes", context=cfg.cluster.kube_context)
     opts = pulumi.ResourceOptions(providers=[provider])  # inherited by every child
-    if cfg.gitops:
+    if cfg.delivery.gitops:
         bootstrap = GitOpsBootstrap(
             "gitops",
-            GitOpsBootstrapArgs(argocd=ARGOCD, manifests=gitops.bootstrap(cfg)),
+            GitOpsBootstrapArgs(argocd=ARGOCD, manifests=gitops.bootstrap(cfg, artefacts)),
             opts,
         )
         return Program(mode="gitops", provider=provider, bootstrap=bootstrap)
@@ -70,16 +62,17 @@ def build(cfg: EnvConfig) -> Program:
     objects = KubernetesObjects(
         "verifier",
         # The objects need the charts' CRDs and controllers (webhooks) first.
-        KubernetesObjectsArgs(manifests=model(cfg), after=[charts]),
+        KubernetesObjectsArgs(manifests=model(cfg, artefacts), after=[charts]),
         opts,
     )
     return Program(mode="direct", provider=provider, charts=charts, objects=objects)
 
 
 def main() -> Program:
-    """Read the stack config (a ConfigError stops here, before any resource), build, export."""
+    """Read the stack config and the artefacts (a ConfigError stops here, before any resource),
+    build, export."""
     cfg = stack_config()
-    program = build(cfg)
+    program = build(cfg, load_artefacts())
     pulumi.export("mode", program.mode)
     pulumi.export("namespace", cfg.namespace)
     pulumi.export("host", cfg.host)

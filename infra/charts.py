@@ -52,15 +52,6 @@ class Chart:
         return f"oci://{self.repo_url}" if self.oci else self.repo_url
 
 
-ENVOY_GATEWAY_NAMESPACE = "envoy-gateway-system"
-CERT_MANAGER_NAMESPACE = "cert-manager"
-MONITORING_NAMESPACE = "monitoring"
-ROLLOUTS_NAMESPACE = "argo-rollouts"
-CNPG_NAMESPACE = "cnpg-system"
-EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
-METRICS_SERVER_NAMESPACE = "kube-system"
-ARGOCD_NAMESPACE = "argocd"
-
 # The Gateway API route plugin lets Argo Rollouts shift exact traffic weights on the HTTPRoute.
 ROLLOUTS_GATEWAY_PLUGIN = "argoproj-labs/gatewayAPI"
 ROLLOUTS_GATEWAY_PLUGIN_VERSION = "v0.17.0"
@@ -88,7 +79,7 @@ return hs
 
 ARGOCD = Chart(
     name="argo-cd",
-    namespace=ARGOCD_NAMESPACE,
+    namespace="argocd",
     repo_url="https://argoproj.github.io/argo-helm",
     chart="argo-cd",
     version="10.4.0",
@@ -109,168 +100,187 @@ ARGOCD = Chart(
     },
 )
 
-PLATFORM_CHARTS: tuple[Chart, ...] = (
-    Chart(
-        name="gateway-crds",
-        namespace=ENVOY_GATEWAY_NAMESPACE,
-        repo_url="docker.io/envoyproxy",
-        chart="gateway-crds-helm",
-        version="v1.9.0",
-        app_version="v1.9.0",
-        sync_wave=WAVE_CRDS,
-        server_side_apply=True,
-        oci=True,
-        # About 4 MB of CRDs in templates/ (envoyproxy/gateway#6105): never a Helm release.
-        helm_release=False,
-        values={
-            "crds": {
-                "gatewayAPI": {"enabled": True, "channel": "standard"},
-                "envoyGateway": {"enabled": True},
+ENVOY_GATEWAY = Chart(
+    name="envoy-gateway",
+    namespace="envoy-gateway-system",
+    repo_url="docker.io/envoyproxy",
+    chart="gateway-helm",
+    version="v1.9.0",
+    app_version="v1.9.0",
+    sync_wave=WAVE_CONTROLLERS,
+    oci=True,
+    # The CRDs (standard channel) come from gateway-crds at the earlier wave.
+    values={"crds": {"enabled": False}},
+)
+
+CERT_MANAGER = Chart(
+    name="cert-manager",
+    namespace="cert-manager",
+    repo_url="https://charts.jetstack.io",
+    chart="cert-manager",
+    version="v1.21.1",
+    app_version="v1.21.1",
+    sync_wave=WAVE_CONTROLLERS,
+    server_side_apply=True,
+    values={
+        "crds": {"enabled": True, "keep": True},
+        # HTTP-01 through the Gateway needs cert-manager's Gateway API support.
+        "config": {
+            "apiVersion": "controller.config.cert-manager.io/v1alpha1",
+            "kind": "ControllerConfiguration",
+            "enableGatewayAPI": True,
+        },
+        "prometheus": {"enabled": True, "servicemonitor": {"enabled": True}},
+    },
+)
+
+KUBE_PROMETHEUS_STACK = Chart(
+    name="kube-prometheus-stack",
+    namespace="monitoring",
+    repo_url="https://prometheus-community.github.io/helm-charts",
+    chart="kube-prometheus-stack",
+    version="88.2.0",
+    app_version="v0.93.0",
+    sync_wave=WAVE_CONTROLLERS,
+    server_side_apply=True,
+    values={
+        # The CRDs come from prometheus-operator-crds at the earlier wave.
+        "crds": {"enabled": False},
+        "prometheus": {
+            "prometheusSpec": {
+                # Pick up ServiceMonitors and PrometheusRules from every namespace.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "retention": "15d",
             }
         },
-    ),
-    Chart(
-        name="prometheus-operator-crds",
-        namespace=MONITORING_NAMESPACE,
-        repo_url="https://prometheus-community.github.io/helm-charts",
-        chart="prometheus-operator-crds",
-        version="31.0.0",
-        app_version="v0.93.0",
-        sync_wave=WAVE_CRDS,
-        server_side_apply=True,
-        helm_release=False,
-    ),
-    Chart(
-        name="envoy-gateway",
-        namespace=ENVOY_GATEWAY_NAMESPACE,
-        repo_url="docker.io/envoyproxy",
-        chart="gateway-helm",
-        version="v1.9.0",
-        app_version="v1.9.0",
-        sync_wave=WAVE_CONTROLLERS,
-        oci=True,
-        # The CRDs (standard channel) come from gateway-crds at the earlier wave.
-        values={"crds": {"enabled": False}},
-    ),
-    Chart(
-        name="cert-manager",
-        namespace=CERT_MANAGER_NAMESPACE,
-        repo_url="https://charts.jetstack.io",
-        chart="cert-manager",
-        version="v1.21.1",
-        app_version="v1.21.1",
-        sync_wave=WAVE_CONTROLLERS,
-        server_side_apply=True,
-        values={
-            "crds": {"enabled": True, "keep": True},
-            # HTTP-01 through the Gateway needs cert-manager's Gateway API support.
-            "config": {
-                "apiVersion": "controller.config.cert-manager.io/v1alpha1",
-                "kind": "ControllerConfiguration",
-                "enableGatewayAPI": True,
-            },
-            "prometheus": {"enabled": True, "servicemonitor": {"enabled": True}},
+        "alertmanager": {
+            "alertmanagerSpec": {
+                # Route with the AlertmanagerConfig of this repository from any namespace.
+                # Its alerts aggregate `by (job)` and carry no namespace label, so the
+                # operator must not add a namespace matcher to its route.
+                "alertmanagerConfigSelector": {
+                    "matchLabels": {"app.kubernetes.io/part-of": "cap-verifier-ops"}
+                },
+                "alertmanagerConfigNamespaceSelector": {},
+                "alertmanagerConfigMatcherStrategy": {"type": "None"},
+            }
         },
-    ),
-    Chart(
-        name="kube-prometheus-stack",
-        namespace=MONITORING_NAMESPACE,
-        repo_url="https://prometheus-community.github.io/helm-charts",
-        chart="kube-prometheus-stack",
-        version="88.2.0",
-        app_version="v0.93.0",
-        sync_wave=WAVE_CONTROLLERS,
-        server_side_apply=True,
-        values={
-            # The CRDs come from prometheus-operator-crds at the earlier wave.
-            "crds": {"enabled": False},
-            "prometheus": {
-                "prometheusSpec": {
-                    # Pick up ServiceMonitors and PrometheusRules from every namespace.
-                    "serviceMonitorSelectorNilUsesHelmValues": False,
-                    "ruleSelectorNilUsesHelmValues": False,
-                    "retention": "15d",
+        "grafana": {
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": GRAFANA_DASHBOARD_LABEL,
+                    "labelValue": "1",
+                    "searchNamespace": "ALL",
                 }
-            },
-            "alertmanager": {
-                "alertmanagerSpec": {
-                    # Route with the AlertmanagerConfig of this repository from any namespace.
-                    # Its alerts aggregate `by (job)` and carry no namespace label, so the
-                    # operator must not add a namespace matcher to its route.
-                    "alertmanagerConfigSelector": {
-                        "matchLabels": {"app.kubernetes.io/part-of": "cap-verifier-ops"}
-                    },
-                    "alertmanagerConfigNamespaceSelector": {},
-                    "alertmanagerConfigMatcherStrategy": {"type": "None"},
-                }
-            },
-            "grafana": {
-                "sidecar": {
-                    "dashboards": {
-                        "enabled": True,
-                        "label": GRAFANA_DASHBOARD_LABEL,
-                        "labelValue": "1",
-                        "searchNamespace": "ALL",
-                    }
-                }
-            },
+            }
         },
-    ),
-    Chart(
-        name="argo-rollouts",
-        namespace=ROLLOUTS_NAMESPACE,
-        repo_url="https://argoproj.github.io/argo-helm",
-        chart="argo-rollouts",
-        version="2.41.1",
-        app_version="v1.9.1",
-        sync_wave=WAVE_CONTROLLERS,
-        server_side_apply=True,
-        values={
-            "installCRDs": True,
-            "keepCRDs": True,
-            "controller": {
-                "trafficRouterPlugins": [
-                    {
-                        "name": ROLLOUTS_GATEWAY_PLUGIN,
-                        "location": ROLLOUTS_GATEWAY_PLUGIN_URL,
-                        "sha256": ROLLOUTS_GATEWAY_PLUGIN_SHA256,
-                    }
-                ],
-                "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}},
-            },
+    },
+)
+
+ARGO_ROLLOUTS = Chart(
+    name="argo-rollouts",
+    namespace="argo-rollouts",
+    repo_url="https://argoproj.github.io/argo-helm",
+    chart="argo-rollouts",
+    version="2.41.1",
+    app_version="v1.9.1",
+    sync_wave=WAVE_CONTROLLERS,
+    server_side_apply=True,
+    values={
+        "installCRDs": True,
+        "keepCRDs": True,
+        "controller": {
+            "trafficRouterPlugins": [
+                {
+                    "name": ROLLOUTS_GATEWAY_PLUGIN,
+                    "location": ROLLOUTS_GATEWAY_PLUGIN_URL,
+                    "sha256": ROLLOUTS_GATEWAY_PLUGIN_SHA256,
+                }
+            ],
+            "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}},
         },
-    ),
-    Chart(
-        name="cloudnative-pg",
-        namespace=CNPG_NAMESPACE,
-        repo_url="https://cloudnative-pg.github.io/charts",
-        chart="cloudnative-pg",
-        version="0.29.0",
-        app_version="1.30.0",
-        sync_wave=WAVE_CONTROLLERS,
-        server_side_apply=True,
-        values={"crds": {"create": True}, "monitoring": {"podMonitorEnabled": True}},
-    ),
-    Chart(
-        name="external-secrets",
-        namespace=EXTERNAL_SECRETS_NAMESPACE,
-        repo_url="https://charts.external-secrets.io",
-        chart="external-secrets",
-        version="2.9.0",
-        app_version="v2.9.0",
-        sync_wave=WAVE_CONTROLLERS,
-        server_side_apply=True,
-        values={"installCRDs": True, "serviceMonitor": {"enabled": True}},
-    ),
-    Chart(
-        name="metrics-server",
-        namespace=METRICS_SERVER_NAMESPACE,
-        repo_url="https://kubernetes-sigs.github.io/metrics-server",
-        chart="metrics-server",
-        version="3.14.0",
-        app_version="0.9.0",
-        sync_wave=WAVE_CONTROLLERS,
-    ),
+    },
+)
+
+CLOUDNATIVE_PG = Chart(
+    name="cloudnative-pg",
+    namespace="cnpg-system",
+    repo_url="https://cloudnative-pg.github.io/charts",
+    chart="cloudnative-pg",
+    version="0.29.0",
+    app_version="1.30.0",
+    sync_wave=WAVE_CONTROLLERS,
+    server_side_apply=True,
+    values={"crds": {"create": True}, "monitoring": {"podMonitorEnabled": True}},
+)
+
+EXTERNAL_SECRETS = Chart(
+    name="external-secrets",
+    namespace="external-secrets",
+    repo_url="https://charts.external-secrets.io",
+    chart="external-secrets",
+    version="2.9.0",
+    app_version="v2.9.0",
+    sync_wave=WAVE_CONTROLLERS,
+    server_side_apply=True,
+    values={"installCRDs": True, "serviceMonitor": {"enabled": True}},
+)
+
+METRICS_SERVER = Chart(
+    name="metrics-server",
+    namespace="kube-system",
+    repo_url="https://kubernetes-sigs.github.io/metrics-server",
+    chart="metrics-server",
+    version="3.14.0",
+    app_version="0.9.0",
+    sync_wave=WAVE_CONTROLLERS,
+)
+
+# The CRD bundles install into their controllers' namespaces.
+GATEWAY_CRDS = Chart(
+    name="gateway-crds",
+    namespace=ENVOY_GATEWAY.namespace,
+    repo_url="docker.io/envoyproxy",
+    chart="gateway-crds-helm",
+    version="v1.9.0",
+    app_version="v1.9.0",
+    sync_wave=WAVE_CRDS,
+    server_side_apply=True,
+    oci=True,
+    # About 4 MB of CRDs in templates/ (envoyproxy/gateway#6105): never a Helm release.
+    helm_release=False,
+    values={
+        "crds": {
+            "gatewayAPI": {"enabled": True, "channel": "standard"},
+            "envoyGateway": {"enabled": True},
+        }
+    },
+)
+
+PROMETHEUS_OPERATOR_CRDS = Chart(
+    name="prometheus-operator-crds",
+    namespace=KUBE_PROMETHEUS_STACK.namespace,
+    repo_url="https://prometheus-community.github.io/helm-charts",
+    chart="prometheus-operator-crds",
+    version="31.0.0",
+    app_version="v0.93.0",
+    sync_wave=WAVE_CRDS,
+    server_side_apply=True,
+    helm_release=False,
+)
+
+PLATFORM_CHARTS: tuple[Chart, ...] = (
+    GATEWAY_CRDS,
+    PROMETHEUS_OPERATOR_CRDS,
+    ENVOY_GATEWAY,
+    CERT_MANAGER,
+    KUBE_PROMETHEUS_STACK,
+    ARGO_ROLLOUTS,
+    CLOUDNATIVE_PG,
+    EXTERNAL_SECRETS,
+    METRICS_SERVER,
 )
 
 

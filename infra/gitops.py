@@ -2,7 +2,7 @@
 
 - :func:`bootstrap`: the AppProjects and the root Application. Installed once per cluster, by the
   Pulumi program in ``gitops: true`` mode or by ``kubectl apply -f deploy/<env>/bootstrap/``.
-- :func:`applications`: one Application per platform chart (:mod:`infra.platform`). They live in
+- :func:`applications`: one Application per platform chart (:mod:`infra.charts`). They live in
   ``deploy/<env>/`` beside the service's objects, so the root Application syncs them first (their
   sync waves are lower) and waits for each to be healthy before the next wave.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.artefacts import Artefacts
+from infra.charts import ARGOCD, PLATFORM_CHARTS, Chart
 from infra.config import EnvConfig
 from infra.model import WAVE_ANNOTATION, model
 from infra.model.common import APP, Manifest, labels
-from infra.platform import ARGOCD_NAMESPACE, PLATFORM_CHARTS, Chart
 
 ARGOCD_API = "argoproj.io/v1alpha1"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -41,7 +42,7 @@ def _metadata(
     cfg: EnvConfig, name: str, wave: int | None = None, *, cascade: bool = False
 ) -> dict[str, Any]:
     """Argo CD metadata; ``cascade``: deleting the Application deletes what it deployed."""
-    meta: dict[str, Any] = {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": labels(cfg)}
+    meta: dict[str, Any] = {"name": name, "namespace": ARGOCD.namespace, "labels": labels(cfg)}
     if wave is not None:
         meta["annotations"] = {WAVE_ANNOTATION: str(wave)}
     if cascade:
@@ -104,19 +105,19 @@ def applications(cfg: EnvConfig) -> list[Manifest]:
 
 
 def _source_repos(cfg: EnvConfig) -> list[str]:
-    return sorted({chart_source(c)["repoURL"] for c in PLATFORM_CHARTS} | {cfg.gitops_repo_url})
+    return sorted({chart_source(c)["repoURL"] for c in PLATFORM_CHARTS} | {cfg.delivery.repo_url})
 
 
 def service_project(cfg: EnvConfig, objects: list[Manifest]) -> Manifest:
     """The root Application's project: this repository only, only the kinds it deploys."""
-    destinations = sorted({cfg.namespace, ARGOCD_NAMESPACE, *_extra_namespaces(cfg)})
+    destinations = sorted({cfg.namespace, ARGOCD.namespace, *_extra_namespaces(cfg)})
     return {
         "apiVersion": ARGOCD_API,
         "kind": "AppProject",
         "metadata": _metadata(cfg, SERVICE_PROJECT),
         "spec": {
             "description": f"CAP Verifier ({cfg.env}): the service and its platform Applications",
-            "sourceRepos": [cfg.gitops_repo_url],
+            "sourceRepos": [cfg.delivery.repo_url],
             "destinations": [{"server": IN_CLUSTER, "namespace": ns} for ns in destinations],
             "clusterResourceWhitelist": [
                 {"group": g, "kind": k} for g, k in kinds(objects, namespaced=False)
@@ -130,7 +131,7 @@ def service_project(cfg: EnvConfig, objects: list[Manifest]) -> Manifest:
 
 
 def _extra_namespaces(cfg: EnvConfig) -> list[str]:
-    return [cfg.postgresql_namespace] if cfg.database is not None else []
+    return [cfg.database.namespace] if cfg.database is not None else []
 
 
 def platform_project(cfg: EnvConfig) -> Manifest:
@@ -145,7 +146,7 @@ def platform_project(cfg: EnvConfig) -> Manifest:
         "metadata": _metadata(cfg, PLATFORM_PROJECT),
         "spec": {
             "description": "Platform controllers at pinned chart versions",
-            "sourceRepos": [r for r in _source_repos(cfg) if r != cfg.gitops_repo_url],
+            "sourceRepos": [r for r in _source_repos(cfg) if r != cfg.delivery.repo_url],
             "destinations": [
                 {"server": IN_CLUSTER, "namespace": ns}
                 for ns in sorted({c.namespace for c in PLATFORM_CHARTS})
@@ -165,13 +166,15 @@ def root_application(cfg: EnvConfig) -> Manifest:
         "spec": {
             "project": SERVICE_PROJECT,
             "source": {
-                "repoURL": cfg.gitops_repo_url,
-                "targetRevision": cfg.gitops_revision,
+                "repoURL": cfg.delivery.repo_url,
+                "targetRevision": cfg.delivery.revision,
                 "path": deploy_path(cfg),
             },
             "destination": {"server": IN_CLUSTER, "namespace": cfg.namespace},
             "syncPolicy": _sync_policy(
-                server_side_apply=True, create_namespace=False, respect_ignore=cfg.canary_enabled
+                server_side_apply=True,
+                create_namespace=False,
+                respect_ignore=cfg.delivery.canary.enabled,
             ),
             # The canary controller owns the HTTPRoute weights while a rollout runs.
             "ignoreDifferences": [
@@ -181,7 +184,7 @@ def root_application(cfg: EnvConfig) -> Manifest:
                     "jqPathExpressions": [".spec.rules[].backendRefs[].weight"],
                 }
             ]
-            if cfg.canary_enabled
+            if cfg.delivery.canary.enabled
             else [],
         },
     }
@@ -198,7 +201,7 @@ def kinds(objects: list[Manifest], *, namespaced: bool) -> list[tuple[str, str]]
     )
 
 
-def bootstrap(cfg: EnvConfig) -> list[Manifest]:
+def bootstrap(cfg: EnvConfig, artefacts: Artefacts) -> list[Manifest]:
     """AppProjects, then the root Application: what is applied by hand or by Pulumi."""
-    deployed = [*model(cfg), *applications(cfg)]
+    deployed = [*model(cfg, artefacts), *applications(cfg)]
     return [platform_project(cfg), service_project(cfg, deployed), root_application(cfg)]

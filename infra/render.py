@@ -18,6 +18,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from infra import gitops
+from infra.artefacts import Artefacts
+from infra.artefacts import load as load_artefacts
 from infra.config import ENVIRONMENTS, REPO_ROOT, ConfigError, EnvConfig, load
 from infra.model import Manifest, model
 
@@ -66,22 +68,25 @@ def _files(env: str, objects: list[Manifest], prefix: str = "") -> dict[str, str
     return files
 
 
-def render_env(cfg: EnvConfig) -> dict[str, str]:
+def render_env(cfg: EnvConfig, artefacts: Artefacts) -> dict[str, str]:
     """Relative file path -> content for one environment.
 
     ``deploy/<env>/`` holds what the root Application syncs (the platform Applications and the
     service's objects); ``deploy/<env>/bootstrap/`` the AppProjects and the root Application.
     """
     return {
-        **_files(cfg.env, [*gitops.applications(cfg), *model(cfg)]),
-        **_files(cfg.env, gitops.bootstrap(cfg), prefix=f"{BOOTSTRAP}/"),
+        **_files(cfg.env, [*gitops.applications(cfg), *model(cfg, artefacts)]),
+        **_files(cfg.env, gitops.bootstrap(cfg, artefacts), prefix=f"{BOOTSTRAP}/"),
     }
 
 
 def write(out: Path, root: Path = REPO_ROOT) -> list[Path]:
     written: list[Path] = []
-    for env in ENVIRONMENTS:
-        files = render_env(load(env, root))
+    configs = [load(env, root) for env in ENVIRONMENTS]
+    artefacts = load_artefacts(root)
+    for cfg in configs:
+        env = cfg.env
+        files = render_env(cfg, artefacts)
         target = out / env
         (target / BOOTSTRAP).mkdir(parents=True, exist_ok=True)
         for stale in sorted([*target.glob("*.yaml"), *target.glob(f"{BOOTSTRAP}/*.yaml")]):
@@ -101,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         written = write(args.out)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)
         return 2
     print(f"rendered {len(written)} files under {args.out}")
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from infra.charts import Chart
 from infra.components.kubernetes_objects import (
     KubernetesObjects,
     KubernetesObjectsArgs,
@@ -20,7 +21,6 @@ from infra.components.kubernetes_objects import (
     plan,
 )
 from infra.components.platform_charts import DEFAULT_TIMEOUT_SECONDS, check_charts, release
-from infra.platform import Chart
 
 RESOURCE_TYPE = "capverifier:k8s:GitOpsBootstrap"
 
@@ -28,7 +28,7 @@ RESOURCE_TYPE = "capverifier:k8s:GitOpsBootstrap"
 @dataclass(frozen=True)
 class GitOpsBootstrapArgs:
     argocd: Chart
-    """The Argo CD chart (``infra.platform.ARGOCD``)."""
+    """The Argo CD chart (``infra.charts.ARGOCD``)."""
     manifests: Sequence[Manifest]
     """Argo CD custom resources, e.g. ``gitops.bootstrap(cfg)``."""
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS

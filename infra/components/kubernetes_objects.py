@@ -21,41 +21,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.model import WAVE_ANNOTATION
+from infra.model.common import BUILTIN_GROUPS, api_group
 
 Manifest = Mapping[str, Any]
 
 RESOURCE_TYPE = "capverifier:k8s:KubernetesObjects"
 
-
-# API groups served by the Kubernetes API server itself. A kind of these groups must be in
-# RESOURCE_CLASSES; every other group (gateway.networking.k8s.io included) is a CRD group.
-BUILTIN_GROUPS = frozenset(
-    {
-        "",
-        "admissionregistration.k8s.io",
-        "apiextensions.k8s.io",
-        "apiregistration.k8s.io",
-        "apps",
-        "authentication.k8s.io",
-        "authorization.k8s.io",
-        "autoscaling",
-        "batch",
-        "certificates.k8s.io",
-        "coordination.k8s.io",
-        "discovery.k8s.io",
-        "events.k8s.io",
-        "flowcontrol.apiserver.k8s.io",
-        "internal.apiserver.k8s.io",
-        "networking.k8s.io",
-        "node.k8s.io",
-        "policy",
-        "rbac.authorization.k8s.io",
-        "resource.k8s.io",
-        "scheduling.k8s.io",
-        "storage.k8s.io",
-        "storagemigration.k8s.io",
-    }
-)
 
 # (apiVersion, kind) -> typed resource class, for the built-in kinds the model may contain.
 RESOURCE_CLASSES: Mapping[tuple[str, str], type[pulumi.CustomResource]] = {
@@ -91,13 +62,9 @@ FIRST_KINDS = frozenset({"Namespace", "CustomResourceDefinition"})
 CUSTOM_RESOURCE_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 
 
-def group_of(api_version: str) -> str:
-    """The API group of ``apiVersion``: ``""`` for the core group (``v1``)."""
-    return api_version.rpartition("/")[0]
-
-
 def is_custom(api_version: str) -> bool:
-    return group_of(api_version) not in BUILTIN_GROUPS
+    """A CRD kind: its group is not one the API server serves itself."""
+    return api_group(api_version) not in BUILTIN_GROUPS
 
 
 def _snake(key: str) -> str:

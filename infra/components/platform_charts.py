@@ -1,6 +1,6 @@
 """``PlatformCharts``: one Helm release per platform chart, in sync-wave order.
 
-The same :class:`~infra.platform.Chart` specs become Argo CD Applications on the GitOps path
+The same :class:`~infra.charts.Chart` specs become Argo CD Applications on the GitOps path
 (:mod:`infra.gitops`); here each is a ``helm.v3.Release`` (a plain resource: its inputs are
 visible to ``pulumi preview`` and to tests, and Helm hooks run). CRD bundles too big for a
 release Secret (``helm_release=False``) are rendered client-side instead (``helm.v4.Chart``,
@@ -18,7 +18,7 @@ import pulumi
 from pulumi_kubernetes.helm import v4
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
-from infra.platform import Chart
+from infra.charts import Chart
 
 RESOURCE_TYPE = "capverifier:k8s:PlatformCharts"
 DEFAULT_TIMEOUT_SECONDS = 600

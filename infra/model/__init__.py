@@ -1,13 +1,21 @@
-"""``model(cfg) -> list[dict]``: every Kubernetes object of one environment, in a stable order.
+"""``model(cfg, artefacts) -> list[dict]``: every Kubernetes object of one environment, in a stable
+order; a pure function of its arguments (no file I/O: :mod:`infra.artefacts` reads at the edge).
 
 Each object carries its Argo CD sync wave (namespaces and plain config, then custom resources,
-then the workload; :mod:`infra.platform`), and custom resources also
+then the workload; :mod:`infra.charts`), and custom resources also
 ``SkipDryRunOnMissingResource`` so that the first sync can apply them after their CRDs arrive.
 The Pulumi program orders its resources by the same waves.
 """
 
 from __future__ import annotations
 
+from infra.artefacts import Artefacts
+from infra.charts import (
+    WAVE_CUSTOM_RESOURCES,
+    WAVE_NAMESPACE,
+    WAVE_PLATFORM_RESOURCES,
+    WAVE_SERVICE,
+)
 from infra.config import EnvConfig
 from infra.model import (
     certs,
@@ -22,16 +30,9 @@ from infra.model import (
     service,
     workload,
 )
-from infra.model.common import Manifest
-from infra.platform import (
-    WAVE_CUSTOM_RESOURCES,
-    WAVE_NAMESPACE,
-    WAVE_PLATFORM_RESOURCES,
-    WAVE_SERVICE,
-)
+from infra.model.common import Manifest, is_builtin
 
 __all__ = [
-    "CORE_GROUPS",
     "SYNC_OPTIONS_ANNOTATION",
     "WAVE_ANNOTATION",
     "Manifest",
@@ -41,17 +42,11 @@ __all__ = [
 
 WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"
-CORE_GROUPS = frozenset({"", "apps", "autoscaling", "policy", "networking.k8s.io", "batch"})
 # Cluster-wide custom resources other objects refer to.
 _PLATFORM_KINDS = frozenset({"GatewayClass", "ClusterIssuer", "ClusterSecretStore"})
 _SERVICE_KINDS = frozenset(
     {"Deployment", "Rollout", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 )
-
-
-def group(obj: Manifest) -> str:
-    api_version: str = obj["apiVersion"]
-    return api_version.rpartition("/")[0]
 
 
 def sync_wave(obj: Manifest) -> int:
@@ -61,7 +56,7 @@ def sync_wave(obj: Manifest) -> int:
         return WAVE_PLATFORM_RESOURCES
     if kind in _SERVICE_KINDS:
         return WAVE_SERVICE
-    if group(obj) in CORE_GROUPS:
+    if is_builtin(obj):
         return WAVE_NAMESPACE
     return WAVE_CUSTOM_RESOURCES
 
@@ -69,24 +64,24 @@ def sync_wave(obj: Manifest) -> int:
 def _annotate(obj: Manifest) -> Manifest:
     annotations = dict(obj["metadata"].get("annotations", {}))
     annotations[WAVE_ANNOTATION] = str(sync_wave(obj))
-    if group(obj) not in CORE_GROUPS:
+    if not is_builtin(obj):
         annotations[SYNC_OPTIONS_ANNOTATION] = "SkipDryRunOnMissingResource=true"
     return {**obj, "metadata": {**obj["metadata"], "annotations": annotations}}
 
 
-def model(cfg: EnvConfig) -> list[Manifest]:
-    """Plain manifests for ``cfg``; a pure function of the config."""
+def model(cfg: EnvConfig, artefacts: Artefacts) -> list[Manifest]:
+    """Plain manifests for ``cfg``, embedding the generated ``artefacts``."""
     objects = [
         *namespace.objects(cfg),
         *network.objects(cfg),
         *secrets.objects(cfg),
         *database.objects(cfg),
         *workload.objects(cfg),
-        *service.objects(cfg),
+        *service.objects(cfg, artefacts),
         *scaling.objects(cfg),
         *certs.objects(cfg),
         *gateway.objects(cfg),
-        *monitoring.objects(cfg),
-        *dashboards.objects(cfg),
+        *monitoring.objects(cfg, artefacts),
+        *dashboards.objects(cfg, artefacts),
     ]
     return [_annotate(obj) for obj in objects]

@@ -15,7 +15,7 @@ HTTP_LISTENER = "http"
 
 
 def issuer_name(cfg: EnvConfig) -> str:
-    return f"letsencrypt-{cfg.acme_environment}"
+    return f"letsencrypt-{cfg.edge.acme_environment}"
 
 
 def secret_name(cfg: EnvConfig) -> str:
@@ -30,8 +30,8 @@ def cluster_issuer(cfg: EnvConfig) -> Manifest:
         "metadata": metadata(cfg, name, namespaced=False),
         "spec": {
             "acme": {
-                "server": ACME_SERVERS[cfg.acme_environment],
-                "email": cfg.acme_email,
+                "server": ACME_SERVERS[cfg.edge.acme_environment],
+                "email": cfg.edge.acme_email,
                 "privateKeySecretRef": {"name": f"{name}-account-key"},
                 "solvers": [
                     {

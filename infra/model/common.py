@@ -25,7 +25,7 @@ def labels(cfg: EnvConfig) -> dict[str, str]:
     return {
         **selector_labels(cfg),
         "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/version": cfg.app_version,
+        "app.kubernetes.io/version": cfg.image.version,
     }
 
 
@@ -35,3 +35,44 @@ def metadata(cfg: EnvConfig, name: str, *, namespaced: bool = True) -> dict[str,
         meta["namespace"] = cfg.namespace
     meta["labels"] = labels(cfg)
     return meta
+
+
+# API groups served by the Kubernetes API server itself. Every other group
+# (gateway.networking.k8s.io included) is a CRD group.
+BUILTIN_GROUPS = frozenset(
+    {
+        "",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "apiregistration.k8s.io",
+        "apps",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "events.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
+        "internal.apiserver.k8s.io",
+        "networking.k8s.io",
+        "node.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "resource.k8s.io",
+        "scheduling.k8s.io",
+        "storage.k8s.io",
+        "storagemigration.k8s.io",
+    }
+)
+
+
+def api_group(api_version: str) -> str:
+    """``apps/v1`` -> ``apps``; ``v1`` -> ``""`` (the core group)."""
+    return api_version.rpartition("/")[0]
+
+
+def is_builtin(obj: Manifest) -> bool:
+    """Whether ``obj``'s kind is served by the API server itself, not by a CRD."""
+    return api_group(str(obj["apiVersion"])) in BUILTIN_GROUPS

@@ -1,22 +1,22 @@
 """PostgreSQL for the registry: a CloudNativePG Cluster with daily backups to object storage.
 
-Only where ``registry_kind`` is ``postgresql``. The cluster lives in its own namespace
-(``postgresql_namespace``, Pod Security "restricted") behind default-deny NetworkPolicies.
+Only where ``registry.kind`` is ``postgresql``. The cluster lives in its own namespace
+(``database.namespace``, Pod Security "restricted") behind default-deny NetworkPolicies.
 Backups and WAL go to S3 with barman-cloud (in-tree ``barmanObjectStore``, still served by
 CloudNativePG 1.30), authenticated by the IAM role of the instances' ServiceAccount, and are kept
-``postgresql_backup_retention_days`` days.
+``database.backup.retention_days`` days.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from infra.config import DatabaseConfig, EnvConfig
+from infra.charts import CLOUDNATIVE_PG, KUBE_PROMETHEUS_STACK
+from infra.config import Database, EnvConfig
 from infra.model.common import APP, Manifest, labels, selector_labels
 from infra.model.namespace import restricted_namespace
 from infra.model.network import dns_egress, namespace_selector
 from infra.model.secrets import DATABASE_CREDENTIALS, DATABASE_OWNER
-from infra.platform import CNPG_NAMESPACE
 
 CNPG_API = "postgresql.cnpg.io/v1"
 CLUSTER = f"{APP}-db"
@@ -28,14 +28,14 @@ METRICS_PORT = 9187
 BACKUP_SCHEDULE = "0 30 2 * * *"
 
 
-def database(cfg: EnvConfig) -> DatabaseConfig:
+def database(cfg: EnvConfig) -> Database:
     if cfg.database is None:
         raise ValueError(f"{cfg.env}: no PostgreSQL registry")
     return cfg.database
 
 
 def _meta(cfg: EnvConfig, name: str) -> dict[str, Any]:
-    return {"name": name, "namespace": cfg.postgresql_namespace, "labels": labels(cfg)}
+    return {"name": name, "namespace": database(cfg).namespace, "labels": labels(cfg)}
 
 
 def cluster(cfg: EnvConfig) -> Manifest:
@@ -66,12 +66,12 @@ def cluster(cfg: EnvConfig) -> Manifest:
                 }
             },
             "serviceAccountTemplate": {
-                "metadata": {"annotations": {"eks.amazonaws.com/role-arn": db.backup_role_arn}}
+                "metadata": {"annotations": {"eks.amazonaws.com/role-arn": db.backup.role_arn}}
             },
             "backup": {
-                "retentionPolicy": f"{db.backup_retention_days}d",
+                "retentionPolicy": f"{db.backup.retention_days}d",
                 "barmanObjectStore": {
-                    "destinationPath": db.backup_destination,
+                    "destinationPath": db.backup.destination,
                     "s3Credentials": {"inheritFromIAMRole": True},
                     "wal": {"compression": "gzip"},
                     "data": {"compression": "gzip"},
@@ -140,12 +140,18 @@ def network_policies(cfg: EnvConfig) -> list[Manifest]:
                     {"from": peers, "ports": _tcp(*INSTANCE_PORTS)},
                     # The operator: status checks and management connections.
                     {
-                        "from": [{"namespaceSelector": namespace_selector(CNPG_NAMESPACE)}],
+                        "from": [
+                            {"namespaceSelector": namespace_selector(CLOUDNATIVE_PG.namespace)}
+                        ],
                         "ports": _tcp(*INSTANCE_PORTS),
                     },
                     {
                         "from": [
-                            {"namespaceSelector": namespace_selector(cfg.prometheus_namespace)}
+                            {
+                                "namespaceSelector": namespace_selector(
+                                    KUBE_PROMETHEUS_STACK.namespace
+                                )
+                            }
                         ],
                         "ports": _tcp(METRICS_PORT),
                     },
@@ -178,7 +184,7 @@ def objects(cfg: EnvConfig) -> list[Manifest]:
     if cfg.database is None:
         return []
     return [
-        restricted_namespace(cfg, cfg.postgresql_namespace),
+        restricted_namespace(cfg, cfg.database.namespace),
         *network_policies(cfg),
         cluster(cfg),
         scheduled_backup(cfg),

@@ -23,7 +23,7 @@ def gateway(cfg: EnvConfig) -> Manifest:
         "kind": "Gateway",
         "metadata": metadata(cfg, APP),
         "spec": {
-            "gatewayClassName": cfg.gateway_class_name,
+            "gatewayClassName": cfg.edge.gateway_class_name,
             "listeners": [
                 {
                     # Plain HTTP only for the cert-manager HTTP-01 challenge route.
@@ -78,7 +78,7 @@ def http_route(cfg: EnvConfig) -> Manifest:
 
 def backend_refs(cfg: EnvConfig) -> list[dict[str, Any]]:
     """The Service; with the canary, also the canary Service, whose weight Argo Rollouts moves."""
-    if not cfg.canary_enabled:
+    if not cfg.delivery.canary.enabled:
         return [{"kind": "Service", "name": APP, "port": PORT}]
     return [
         {"kind": "Service", "name": APP, "port": PORT, "weight": 100},
@@ -122,7 +122,7 @@ def gateway_class(cfg: EnvConfig) -> Manifest:
     return {
         "apiVersion": f"{GATEWAY_API}/v1",
         "kind": "GatewayClass",
-        "metadata": metadata(cfg, cfg.gateway_class_name, namespaced=False),
+        "metadata": metadata(cfg, cfg.edge.gateway_class_name, namespaced=False),
         "spec": {"controllerName": ENVOY_GATEWAY_CONTROLLER},
     }
 
@@ -151,10 +151,10 @@ def client_traffic_policy(cfg: EnvConfig) -> Manifest:
         ],
         "tls": tls,
     }
-    if cfg.require_mtls:
+    if cfg.edge.require_mtls:
         tls["clientValidation"] = {
-            "caCertificateRefs": [{"kind": "Secret", "name": cfg.mtls_ca_secret}],
-            "subjectAltNames": {"dnsNames": _san_matchers(cfg.allowed_client_sans)},
+            "caCertificateRefs": [{"kind": "Secret", "name": cfg.edge.mtls_ca_secret}],
+            "subjectAltNames": {"dnsNames": _san_matchers(cfg.edge.allowed_client_sans)},
         }
         spec["headers"] = {
             "xForwardedClientCert": {
@@ -185,14 +185,14 @@ def backend_traffic_policy(cfg: EnvConfig) -> Manifest:
                     "rules": [
                         {
                             "limit": {
-                                "requests": cfg.rate_limit_requests,
-                                "unit": cfg.rate_limit_unit,
+                                "requests": cfg.edge.rate_limit.requests,
+                                "unit": cfg.edge.rate_limit.unit,
                             }
                         }
                     ]
                 },
             },
-            "timeout": {"http": {"requestTimeout": f"{cfg.request_timeout_seconds}s"}},
+            "timeout": {"http": {"requestTimeout": f"{cfg.edge.request_timeout_seconds}s"}},
         },
     }
 

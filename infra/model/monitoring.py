@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import copy
-import functools
 import re
-from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
-from infra.config import REPO_ROOT, EnvConfig
+from infra.artefacts import Artefacts
+from infra.config import EnvConfig
 from infra.model.common import APP, PORT_NAME, Manifest, metadata, selector_labels
 from infra.model.rollout import HASH_LABEL
 
-RULES_DIR = REPO_ROOT / "alerts"
-RULES_GLOB = "*.rules.yaml"
-ALERTMANAGER_FILE = RULES_DIR / "alertmanager.yml"
+ALERTMANAGER_FILE = "alertmanager.yml"
 _MATCHER = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)(=~|!~|!=|=)"(.*)"$')
 # Alertmanager's snake_case route and receiver keys -> AlertmanagerConfig's camelCase.
 _CAMEL = {
@@ -34,33 +29,9 @@ _CAMEL = {
 }
 
 
-@functools.cache
-def _parsed(path: Path, mtime_ns: int) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-
-
-def load_yaml(path: Path) -> Any:
-    """``path`` parsed, once per version of the file (the model is built many times in tests);
-    a copy, so that callers may change it."""
-    return copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
-
-
-def rule_groups(directory: Path = RULES_DIR) -> list[dict[str, Any]]:
-    """The ``groups`` of every ``alerts/*.rules.yaml``, in file-name order."""
-    groups: list[dict[str, Any]] = []
-    for path in sorted(directory.glob(RULES_GLOB)):
-        document = load_yaml(path)
-        if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
-            raise ValueError(f"{path.name}: groups: expected a list")
-        groups.extend(document["groups"])
-    if not groups:
-        raise ValueError(f"{directory}: no rule groups in {RULES_GLOB}")
-    return groups
-
-
 def service_monitor(cfg: EnvConfig) -> Manifest:
     spec: dict[str, Any] = {"jobLabel": "app.kubernetes.io/name"}
-    if cfg.canary_enabled:
+    if cfg.delivery.canary.enabled:
         # The canary analysis selects the new pods' series by their pod-template hash.
         spec["podTargetLabels"] = [HASH_LABEL]
     return {
@@ -78,12 +49,12 @@ def service_monitor(cfg: EnvConfig) -> Manifest:
     }
 
 
-def prometheus_rule(cfg: EnvConfig) -> Manifest:
+def prometheus_rule(cfg: EnvConfig, artefacts: Artefacts) -> Manifest:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": metadata(cfg, APP),
-        "spec": {"groups": rule_groups()},
+        "spec": {"groups": copy.deepcopy(list(artefacts.rule_groups))},
     }
 
 
@@ -92,7 +63,7 @@ def _matchers(values: list[str]) -> list[dict[str, str]]:
     for value in values:
         match = _MATCHER.match(value)
         if match is None:
-            raise ValueError(f"{ALERTMANAGER_FILE.name}: unsupported matcher {value!r}")
+            raise ValueError(f"{ALERTMANAGER_FILE}: unsupported matcher {value!r}")
         name, op, text = match.groups()
         out.append({"name": name, "matchType": op, "value": text})
     return out
@@ -115,13 +86,13 @@ def _camel(node: Any, where: str) -> Any:
         elif key in _CAMEL:
             out[_CAMEL[key]] = _camel(value, where)
         else:
-            raise ValueError(f"{ALERTMANAGER_FILE.name}: {where}: unsupported key {key!r}")
+            raise ValueError(f"{ALERTMANAGER_FILE}: {where}: unsupported key {key!r}")
     return out
 
 
-def alertmanager_config(cfg: EnvConfig, path: Path = ALERTMANAGER_FILE) -> Manifest:
+def alertmanager_config(cfg: EnvConfig, artefacts: Artefacts) -> Manifest:
     """The routing tree, inhibit rules and receivers of ``alerts/alertmanager.yml``."""
-    document = load_yaml(path)
+    document = artefacts.alertmanager
     return {
         "apiVersion": "monitoring.coreos.com/v1alpha1",
         "kind": "AlertmanagerConfig",
@@ -134,5 +105,9 @@ def alertmanager_config(cfg: EnvConfig, path: Path = ALERTMANAGER_FILE) -> Manif
     }
 
 
-def objects(cfg: EnvConfig) -> list[Manifest]:
-    return [service_monitor(cfg), prometheus_rule(cfg), alertmanager_config(cfg)]
+def objects(cfg: EnvConfig, artefacts: Artefacts) -> list[Manifest]:
+    return [
+        service_monitor(cfg),
+        prometheus_rule(cfg, artefacts),
+        alertmanager_config(cfg, artefacts),
+    ]

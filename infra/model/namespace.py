@@ -26,8 +26,8 @@ def max_pods(cfg: EnvConfig) -> int:
     A Deployment surges one pod. The canary keeps every stable pod until it is promoted (so an
     abort is instant) while the canary grows to 100 %: twice the replicas at the last step.
     """
-    top = cfg.hpa_max_replicas if cfg.hpa_enabled else cfg.replicas
-    return 2 * top if cfg.canary_enabled else top + ROLLOUT_SURGE_PODS
+    top = cfg.scaling.hpa.max_replicas if cfg.scaling.hpa.enabled else cfg.scaling.replicas
+    return 2 * top if cfg.delivery.canary.enabled else top + ROLLOUT_SURGE_PODS
 
 
 def namespace(cfg: EnvConfig) -> Manifest:
@@ -53,11 +53,11 @@ def resource_quota(cfg: EnvConfig) -> Manifest:
     pods = max_pods(cfg)
     hard = {
         "pods": str(pods),
-        "requests.cpu": _scale(cfg.cpu_request, pods),
-        "requests.memory": _scale(cfg.memory_request, pods),
-        "limits.cpu": _scale(cfg.cpu_limit, pods),
-        "limits.memory": _scale(cfg.memory_limit, pods),
-        "persistentvolumeclaims": "1" if cfg.registry_kind == "sqlite" else "0",
+        "requests.cpu": _scale(cfg.service.resources.cpu_request, pods),
+        "requests.memory": _scale(cfg.service.resources.memory_request, pods),
+        "limits.cpu": _scale(cfg.service.resources.cpu_limit, pods),
+        "limits.memory": _scale(cfg.service.resources.memory_limit, pods),
+        "persistentvolumeclaims": "1" if cfg.registry.kind == "sqlite" else "0",
         "services.loadbalancers": "0",
         "services.nodeports": "0",
     }
@@ -72,9 +72,18 @@ def resource_quota(cfg: EnvConfig) -> Manifest:
 def limit_range(cfg: EnvConfig) -> Manifest:
     container = {
         "type": "Container",
-        "default": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
-        "defaultRequest": {"cpu": cfg.cpu_request, "memory": cfg.memory_request},
-        "max": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
+        "default": {
+            "cpu": cfg.service.resources.cpu_limit,
+            "memory": cfg.service.resources.memory_limit,
+        },
+        "defaultRequest": {
+            "cpu": cfg.service.resources.cpu_request,
+            "memory": cfg.service.resources.memory_request,
+        },
+        "max": {
+            "cpu": cfg.service.resources.cpu_limit,
+            "memory": cfg.service.resources.memory_limit,
+        },
     }
     return {
         "apiVersion": "v1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.charts import ENVOY_GATEWAY, KUBE_PROMETHEUS_STACK
 from infra.config import EnvConfig
 from infra.model.common import APP, PORT, Manifest, metadata, selector_labels
 
@@ -19,8 +20,8 @@ def dns_egress(cfg: EnvConfig) -> dict[str, Any]:
     return {
         "to": [
             {
-                "namespaceSelector": namespace_selector(cfg.dns_namespace),
-                "podSelector": {"matchLabels": dict(cfg.dns_pod_labels)},
+                "namespaceSelector": namespace_selector(cfg.cluster.dns_namespace),
+                "podSelector": {"matchLabels": dict(cfg.cluster.dns_pod_labels)},
             }
         ],
         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
@@ -53,11 +54,13 @@ def ingress(cfg: EnvConfig) -> Manifest:
         ["Ingress"],
         ingress=[
             {
-                "from": [{"namespaceSelector": namespace_selector(cfg.gateway_namespace)}],
+                "from": [{"namespaceSelector": namespace_selector(ENVOY_GATEWAY.namespace)}],
                 "ports": port,
             },
             {
-                "from": [{"namespaceSelector": namespace_selector(cfg.prometheus_namespace)}],
+                "from": [
+                    {"namespaceSelector": namespace_selector(KUBE_PROMETHEUS_STACK.namespace)}
+                ],
                 "ports": port,
             },
         ],
@@ -68,20 +71,20 @@ def egress(cfg: EnvConfig) -> Manifest:
     rules: list[dict[str, Any]] = [
         dns_egress(cfg),
         {
-            "to": [{"ipBlock": {"cidr": cfg.idp_jwks_cidr}}],
-            "ports": [{"protocol": "TCP", "port": cfg.idp_jwks_port}],
+            "to": [{"ipBlock": {"cidr": cfg.oauth2.jwks_cidr}}],
+            "ports": [{"protocol": "TCP", "port": cfg.oauth2.jwks_port}],
         },
     ]
-    if cfg.registry_kind == "postgresql":
+    if cfg.database is not None:
         rules.append(
             {
                 "to": [
                     {
-                        "namespaceSelector": namespace_selector(cfg.postgresql_namespace),
-                        "podSelector": {"matchLabels": dict(cfg.postgresql_pod_labels)},
+                        "namespaceSelector": namespace_selector(cfg.database.namespace),
+                        "podSelector": {"matchLabels": dict(cfg.database.pod_labels)},
                     }
                 ],
-                "ports": [{"protocol": "TCP", "port": cfg.postgresql_port}],
+                "ports": [{"protocol": "TCP", "port": cfg.database.port}],
             }
         )
     return _policy(cfg, f"{APP}-egress", ["Egress"], egress=rules)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cap_ops.monitoring import Monitoring
+from infra.charts import KUBE_PROMETHEUS_STACK, ROLLOUTS_GATEWAY_PLUGIN
 from infra.config import EnvConfig
 from infra.model.common import APP, Manifest, metadata, selector_labels
-from infra.platform import MONITORING_NAMESPACE, ROLLOUTS_GATEWAY_PLUGIN
 
 ROLLOUTS_API = "argoproj.io/v1alpha1"
 CANARY_SERVICE = f"{APP}-canary"
@@ -25,93 +26,88 @@ ANALYSIS_TEMPLATE = f"{APP}-canary"
 CANARY_WEIGHTS = (5, 25, 50, 100)
 HASH_ARG = "canary-hash"
 HASH_LABEL = "rollouts-pod-template-hash"
-PROMETHEUS_URL = f"http://kube-prometheus-stack-prometheus.{MONITORING_NAMESPACE}.svc:9090"
-ANALYSIS_INTERVAL = "1m"
-BREACH_WINDOW = "5m"
-
-# SLO thresholds of the canary (ORR 8.1-05..07).
-MAX_ERROR_RATIO = 0.01
-MAX_P95_SECONDS = 0.5
-MAX_5XX_PER_MINUTE = 10
-
-API_REQUESTS = 'endpoint!~"/healthz|/readyz|/metrics"'
+PROMETHEUS_URL = (
+    f"http://{KUBE_PROMETHEUS_STACK.name}-prometheus.{KUBE_PROMETHEUS_STACK.namespace}.svc:9090"
+)
 
 
-def _selector(canary_hash: str) -> str:
-    return f'job="{APP}",{HASH_LABEL.replace("-", "_")}="{canary_hash}",{API_REQUESTS}'
+class CanaryQueries:
+    """The analysis queries on one canary's API requests, limits from the monitoring table
+    (``canary`` and the latency objective ``slo``)."""
+
+    def __init__(self, table: Monitoring, canary_hash: str) -> None:
+        self.table = table
+        hash_matcher = f'{HASH_LABEL.replace("-", "_")}="{canary_hash}"'
+        self.selector = table.api(f"{table.selector},{hash_matcher}")
+
+    def _sustained(self, expr: str) -> str:
+        """The lowest value of ``expr`` over the breach window: above a limit only if always
+        above."""
+        canary = self.table.canary
+        return f"min_over_time(({expr})[{canary.breach_window}:{canary.interval}])"
+
+    def error_ratio(self) -> str:
+        """Share of the canary's API requests answered with a 5xx (NaN without traffic)."""
+        errors = f'sum(rate(cap_verifier_requests_total{{{self.selector},result="fail"}}[1m]))'
+        total = f"sum(rate(cap_verifier_requests_total{{{self.selector}}}[1m]))"
+        return self._sustained(f"({errors} or vector(0)) / ({total} or vector(0))")
+
+    def latency(self) -> str:
+        """The latency objective's quantile of the canary's API request durations, in seconds."""
+        return self._sustained(
+            f"histogram_quantile({self.table.slo.latency_quantile:g}, sum by (le) "
+            f"(rate(cap_verifier_request_duration_seconds_bucket{{{self.selector}}}[1m])))"
+        )
+
+    def server_errors_per_minute(self) -> str:
+        """5xx answers of the canary per minute."""
+        return self._sustained(
+            "(sum(increase(cap_verifier_requests_total"
+            f'{{{self.selector},result="fail"}}[1m])) or vector(0))'
+        )
 
 
-def _sustained(expr: str) -> str:
-    """The lowest value of ``expr`` over the breach window: above a limit only if always above."""
-    return f"min_over_time(({expr})[{BREACH_WINDOW}:{ANALYSIS_INTERVAL}])"
-
-
-def error_ratio_query(canary_hash: str) -> str:
-    """Share of the canary's API requests answered with a 5xx (NaN without traffic)."""
-    sel = _selector(canary_hash)
-    errors = f'sum(rate(cap_verifier_requests_total{{{sel},result="fail"}}[1m]))'
-    total = f"sum(rate(cap_verifier_requests_total{{{sel}}}[1m]))"
-    return _sustained(f"({errors} or vector(0)) / ({total} or vector(0))")
-
-
-def p95_latency_query(canary_hash: str) -> str:
-    """p95 duration of the canary's API requests, in seconds."""
-    sel = _selector(canary_hash)
-    return _sustained(
-        "histogram_quantile(0.95, sum by (le) "
-        f"(rate(cap_verifier_request_duration_seconds_bucket{{{sel}}}[1m])))"
-    )
-
-
-def server_errors_per_minute_query(canary_hash: str) -> str:
-    """5xx answers of the canary per minute."""
-    sel = _selector(canary_hash)
-    return _sustained(
-        f'(sum(increase(cap_verifier_requests_total{{{sel},result="fail"}}[1m])) or vector(0))'
-    )
-
-
-def _metric(name: str, query: str, condition: str) -> dict[str, Any]:
+def _metric(table: Monitoring, name: str, query: str, limit: float) -> dict[str, Any]:
+    """One analysis metric; it passes on NaN (no traffic yet) or below ``limit``."""
     return {
         "name": name,
-        "interval": ANALYSIS_INTERVAL,
-        # The query already waits for a 5-minute breach: the first failure aborts.
+        "interval": table.canary.interval,
+        # The query already waits for a breach over the whole window: the first failure aborts.
         "failureLimit": 0,
         "consecutiveErrorLimit": 5,
-        "successCondition": condition,
+        "successCondition": f"isNaN(result[0]) || result[0] < {limit:g}",
         "provider": {"prometheus": {"address": PROMETHEUS_URL, "query": query}},
     }
 
 
-def analysis_metrics(canary_hash: str) -> list[dict[str, Any]]:
-    """The analysis metrics; each passes on NaN (no traffic yet) or below its limit."""
+def analysis_metrics(table: Monitoring, canary_hash: str) -> list[dict[str, Any]]:
+    queries = CanaryQueries(table, canary_hash)
+    canary, slo = table.canary, table.slo
     return [
+        _metric(table, "error-rate", queries.error_ratio(), canary.max_error_ratio),
         _metric(
-            "error-rate",
-            error_ratio_query(canary_hash),
-            f"isNaN(result[0]) || result[0] < {MAX_ERROR_RATIO}",
+            table,
+            f"p{slo.latency_quantile * 100:g}-latency",
+            queries.latency(),
+            slo.latency_threshold_seconds,
         ),
         _metric(
-            "p95-latency",
-            p95_latency_query(canary_hash),
-            f"isNaN(result[0]) || result[0] < {MAX_P95_SECONDS}",
-        ),
-        _metric(
+            table,
             "server-errors-per-minute",
-            server_errors_per_minute_query(canary_hash),
-            f"isNaN(result[0]) || result[0] < {MAX_5XX_PER_MINUTE}",
+            queries.server_errors_per_minute(),
+            canary.max_5xx_per_minute,
         ),
     ]
 
 
-def analysis_template(cfg: EnvConfig) -> Manifest:
+def analysis_template(cfg: EnvConfig, table: Monitoring) -> Manifest:
     return {
         "apiVersion": ROLLOUTS_API,
         "kind": "AnalysisTemplate",
         "metadata": metadata(cfg, ANALYSIS_TEMPLATE),
         "spec": {
             "args": [{"name": HASH_ARG}],
-            "metrics": analysis_metrics(f"{{{{args.{HASH_ARG}}}}}"),
+            "metrics": analysis_metrics(table, f"{{{{args.{HASH_ARG}}}}}"),
         },
     }
 
@@ -120,12 +116,12 @@ def steps(cfg: EnvConfig) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for weight in CANARY_WEIGHTS:
         out.append({"setWeight": weight})
-        out.append({"pause": {"duration": f"{cfg.canary_step_pause_minutes}m"}})
+        out.append({"pause": {"duration": f"{cfg.delivery.canary.step_pause_minutes}m"}})
     return out
 
 
 def rollout(cfg: EnvConfig, template: dict[str, Any]) -> Manifest:
-    """The Rollout that replaces the Deployment where ``canary_enabled``."""
+    """The Rollout that replaces the Deployment where ``delivery.canary.enabled``."""
     return {
         "apiVersion": ROLLOUTS_API,
         "kind": "Rollout",
@@ -163,7 +159,7 @@ def rollout(cfg: EnvConfig, template: dict[str, Any]) -> Manifest:
     }
 
 
-def objects(cfg: EnvConfig) -> list[Manifest]:
+def objects(cfg: EnvConfig, table: Monitoring) -> list[Manifest]:
     """The canary's AnalysisTemplate (the Rollout comes from the workload, its Service from
     :mod:`infra.model.service`)."""
-    return [analysis_template(cfg)] if cfg.canary_enabled else []
+    return [analysis_template(cfg, table)] if cfg.delivery.canary.enabled else []

@@ -25,7 +25,7 @@ def _resource(name: str, utilization: int) -> dict[str, object]:
 
 def scale_target(cfg: EnvConfig) -> dict[str, str]:
     """The workload: the Rollout where the canary is on, else the Deployment."""
-    if cfg.canary_enabled:
+    if cfg.delivery.canary.enabled:
         return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": APP}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP}
 
@@ -37,8 +37,8 @@ def hpa(cfg: EnvConfig) -> Manifest:
         "metadata": metadata(cfg, APP),
         "spec": {
             "scaleTargetRef": scale_target(cfg),
-            "minReplicas": cfg.hpa_min_replicas,
-            "maxReplicas": cfg.hpa_max_replicas,
+            "minReplicas": cfg.scaling.hpa.min_replicas,
+            "maxReplicas": cfg.scaling.hpa.max_replicas,
             "metrics": [
                 _resource("cpu", CPU_UTILIZATION),
                 _resource("memory", MEMORY_UTILIZATION),
@@ -52,7 +52,7 @@ def hpa(cfg: EnvConfig) -> Manifest:
                     ],
                 },
                 "scaleDown": {
-                    "stabilizationWindowSeconds": cfg.hpa_scale_down_stabilization_seconds,
+                    "stabilizationWindowSeconds": cfg.scaling.hpa.scale_down_stabilization_seconds,
                     "selectPolicy": "Min",
                     "policies": [
                         {
@@ -73,7 +73,7 @@ def pdb(cfg: EnvConfig) -> Manifest:
         "kind": "PodDisruptionBudget",
         "metadata": metadata(cfg, APP),
         "spec": {
-            "minAvailable": cfg.pdb_min_available,
+            "minAvailable": cfg.scaling.pdb_min_available,
             "selector": {"matchLabels": selector_labels(cfg)},
         },
     }
@@ -81,8 +81,8 @@ def pdb(cfg: EnvConfig) -> Manifest:
 
 def objects(cfg: EnvConfig) -> list[Manifest]:
     out: list[Manifest] = []
-    if cfg.hpa_enabled:
+    if cfg.scaling.hpa.enabled:
         out.append(hpa(cfg))
-    if cfg.pdb_min_available > 0:
+    if cfg.scaling.pdb_min_available > 0:
         out.append(pdb(cfg))
     return out

@@ -2,7 +2,7 @@
 
 No secret value is ever rendered. A ClusterSecretStore (usable from this environment's namespaces
 only) authenticates as a dedicated ServiceAccount bound to an IAM role that reads
-``<secret_key_prefix>/*`` and nothing else. The remote keys are:
+``<secrets.key_prefix>/*`` and nothing else. The remote keys are:
 
 - ``<prefix>/oauth2``: ``client_id``, ``client_secret`` (ORR 2.3-01, ``cap-verifier-oauth2``);
 - ``<prefix>/registry``: ``password`` of the database owner ``cap_verifier`` (PostgreSQL only);
@@ -30,7 +30,7 @@ REFRESH = "1h"
 
 def store_service_account(cfg: EnvConfig) -> Manifest:
     meta = metadata(cfg, STORE_SERVICE_ACCOUNT)
-    meta["annotations"] = {"eks.amazonaws.com/role-arn": cfg.secret_store_role_arn}
+    meta["annotations"] = {"eks.amazonaws.com/role-arn": cfg.secrets.store_role_arn}
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -41,7 +41,7 @@ def store_service_account(cfg: EnvConfig) -> Manifest:
 
 def namespaces(cfg: EnvConfig) -> list[str]:
     """The namespaces allowed to read through the store."""
-    extra = [cfg.postgresql_namespace] if cfg.database is not None else []
+    extra = [cfg.database.namespace] if cfg.database is not None else []
     return [cfg.namespace, *extra]
 
 
@@ -55,7 +55,7 @@ def cluster_secret_store(cfg: EnvConfig) -> Manifest:
             "provider": {
                 "aws": {
                     "service": "SecretsManager",
-                    "region": cfg.secret_store_region,
+                    "region": cfg.secrets.store_region,
                     "auth": {
                         "jwt": {
                             "serviceAccountRef": {
@@ -94,7 +94,10 @@ def external_secret(
             "data": [
                 {
                     "secretKey": key,
-                    "remoteRef": {"key": f"{cfg.secret_key_prefix}/{remote_key}", "property": prop},
+                    "remoteRef": {
+                        "key": f"{cfg.secrets.key_prefix}/{remote_key}",
+                        "property": prop,
+                    },
                 }
                 for key, prop in properties.items()
             ],
@@ -104,7 +107,7 @@ def external_secret(
 
 def registry_url_template(cfg: EnvConfig) -> str:
     """``registry_url`` with the password spliced in by the External Secrets template engine."""
-    parts = urlsplit(cfg.registry_url)
+    parts = urlsplit(cfg.registry.url)
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{DATABASE_OWNER}:{{{{ .password | urlquery }}}}@{host}"
     query = parts.query or "sslmode=require"
@@ -142,7 +145,7 @@ def objects(cfg: EnvConfig) -> list[Manifest]:
             external_secret(
                 cfg,
                 DATABASE_CREDENTIALS,
-                cfg.postgresql_namespace,
+                cfg.database.namespace,
                 "registry",
                 {"password": "password"},
                 template={
@@ -152,10 +155,10 @@ def objects(cfg: EnvConfig) -> list[Manifest]:
                 },
             )
         )
-    if cfg.require_mtls and cfg.mtls_ca_secret is not None:
+    if cfg.edge.require_mtls and cfg.edge.mtls_ca_secret is not None:
         out.append(
             external_secret(
-                cfg, cfg.mtls_ca_secret, cfg.namespace, "client-ca", {"ca.crt": "ca.crt"}
+                cfg, cfg.edge.mtls_ca_secret, cfg.namespace, "client-ca", {"ca.crt": "ca.crt"}
             )
         )
     return out

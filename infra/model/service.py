@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra.artefacts import Artefacts
 from infra.config import EnvConfig
 from infra.model import rollout
 from infra.model.common import APP, PORT, PORT_NAME, Manifest, metadata, selector_labels
@@ -24,6 +25,6 @@ def service(cfg: EnvConfig, name: str = APP) -> Manifest:
     }
 
 
-def objects(cfg: EnvConfig) -> list[Manifest]:
-    canary = [service(cfg, rollout.CANARY_SERVICE)] if cfg.canary_enabled else []
-    return [service(cfg), *canary, *rollout.objects(cfg)]
+def objects(cfg: EnvConfig, artefacts: Artefacts) -> list[Manifest]:
+    canary = [service(cfg, rollout.CANARY_SERVICE)] if cfg.delivery.canary.enabled else []
+    return [service(cfg), *canary, *rollout.objects(cfg, artefacts.monitoring)]

@@ -32,9 +32,9 @@ REGISTRY_URL_DIR = "/var/run/cap-verifier/registry"
 
 def image(cfg: EnvConfig) -> str:
     """The image reference; staging and prod refuse anything but a digest."""
-    if cfg.env in DIGEST_ENVIRONMENTS and (cfg.image_digest is None or cfg.image_tag is not None):
+    if cfg.env in DIGEST_ENVIRONMENTS and (cfg.image.digest is None or cfg.image.tag is not None):
         raise ValueError(f"{cfg.env}: image must be pinned by digest, not by tag")
-    return cfg.image
+    return cfg.image.reference
 
 
 def service_config(cfg: EnvConfig) -> dict[str, Any]:
@@ -43,30 +43,30 @@ def service_config(cfg: EnvConfig) -> dict[str, Any]:
         "server": {
             "host": "0.0.0.0",  # noqa: S104 - the pod port, fenced by NetworkPolicy
             "port": PORT,
-            "graceful_timeout": cfg.graceful_timeout_seconds,
+            "graceful_timeout": cfg.service.graceful_timeout_seconds,
         },
         "tls": {
             "enabled": False,
-            "require_mtls": cfg.require_mtls,
-            "allowed_client_sans": list(cfg.allowed_client_sans),
-            "trusted_proxies": [cfg.gateway_cidr],
+            "require_mtls": cfg.edge.require_mtls,
+            "allowed_client_sans": list(cfg.edge.allowed_client_sans),
+            "trusted_proxies": [cfg.edge.gateway_cidr],
         },
         "oauth2": {
-            "issuer": cfg.oauth2_issuer,
-            "audience": cfg.oauth2_audience,
-            "jwks_url": cfg.oauth2_jwks_url,
+            "issuer": cfg.oauth2.issuer,
+            "audience": cfg.oauth2.audience,
+            "jwks_url": cfg.oauth2.jwks_url,
         },
         "registry": _registry_config(cfg),
-        "logging": {"level": cfg.log_level},
+        "logging": {"level": cfg.service.log_level},
         "metrics": {"require_auth": False},
     }
 
 
 def _registry_config(cfg: EnvConfig) -> dict[str, str]:
-    if cfg.registry_kind == "sqlite":
-        return {"url": cfg.registry_url}
+    if cfg.registry.kind == "sqlite":
+        return {"url": cfg.registry.url}
     # url (without the password) documents the target; url_file, with it, wins.
-    return {"url": cfg.registry_url, "url_file": f"{REGISTRY_URL_DIR}/{REGISTRY_URL_KEY}"}
+    return {"url": cfg.registry.url, "url_file": f"{REGISTRY_URL_DIR}/{REGISTRY_URL_KEY}"}
 
 
 def service_config_text(cfg: EnvConfig) -> str:
@@ -103,7 +103,7 @@ def registry_pvc(cfg: EnvConfig) -> Manifest:
         "metadata": metadata(cfg, REGISTRY_PVC),
         "spec": {
             "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": cfg.registry_storage_size}},
+            "resources": {"requests": {"storage": cfg.registry.storage_size}},
         },
     }
 
@@ -119,7 +119,7 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 def termination_grace_seconds(cfg: EnvConfig) -> int:
     """preStop sleep, then the server's own graceful drain, plus a little slack."""
-    return cfg.prestop_sleep_seconds + cfg.graceful_timeout_seconds + 5
+    return cfg.service.prestop_sleep_seconds + cfg.service.graceful_timeout_seconds + 5
 
 
 def _env(cfg: EnvConfig) -> list[dict[str, Any]]:
@@ -128,7 +128,7 @@ def _env(cfg: EnvConfig) -> list[dict[str, Any]]:
 
 def _pull_policy(cfg: EnvConfig) -> str:
     """A digest never changes; a tag may, so pull it (and authenticate) every time."""
-    return "IfNotPresent" if cfg.image_digest is not None else "Always"
+    return "IfNotPresent" if cfg.image.digest is not None else "Always"
 
 
 SECURITY_CONTEXT: dict[str, Any] = {
@@ -149,7 +149,7 @@ def _mounts(cfg: EnvConfig) -> list[dict[str, Any]]:
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
         {"name": "data", "mountPath": "/data"},
     ]
-    if cfg.registry_kind == "postgresql":
+    if cfg.registry.kind == "postgresql":
         # The registry URL with its password, a file from External Secrets; never in git or env.
         mounts.append({"name": "registry-url", "mountPath": REGISTRY_URL_DIR, "readOnly": True})
     return mounts
@@ -165,7 +165,10 @@ def migrate_container(cfg: EnvConfig) -> dict[str, Any]:
         "env": _env(cfg),
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
+            "limits": {
+                "cpu": cfg.service.resources.cpu_limit,
+                "memory": cfg.service.resources.memory_limit,
+            },
         },
         "securityContext": dict(SECURITY_CONTEXT),
         "volumeMounts": _mounts(cfg),
@@ -181,13 +184,21 @@ def container(cfg: EnvConfig) -> dict[str, Any]:
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "env": _env(cfg),
         "resources": {
-            "requests": {"cpu": cfg.cpu_request, "memory": cfg.memory_request},
-            "limits": {"cpu": cfg.cpu_limit, "memory": cfg.memory_limit},
+            "requests": {
+                "cpu": cfg.service.resources.cpu_request,
+                "memory": cfg.service.resources.memory_request,
+            },
+            "limits": {
+                "cpu": cfg.service.resources.cpu_limit,
+                "memory": cfg.service.resources.memory_limit,
+            },
         },
         "startupProbe": _probe("/healthz", 2, 30),
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(cfg.prestop_sleep_seconds)]}}},
+        "lifecycle": {
+            "preStop": {"exec": {"command": ["sleep", str(cfg.service.prestop_sleep_seconds)]}}
+        },
         "securityContext": dict(SECURITY_CONTEXT),
         "volumeMounts": _mounts(cfg),
     }
@@ -195,7 +206,7 @@ def container(cfg: EnvConfig) -> dict[str, Any]:
 
 def volumes(cfg: EnvConfig) -> list[dict[str, Any]]:
     data: dict[str, Any]
-    if cfg.registry_kind == "sqlite":
+    if cfg.registry.kind == "sqlite":
         data = {"name": "data", "persistentVolumeClaim": {"claimName": REGISTRY_PVC}}
     else:
         data = {"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}
@@ -204,7 +215,7 @@ def volumes(cfg: EnvConfig) -> list[dict[str, Any]]:
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         data,
     ]
-    if cfg.registry_kind == "postgresql":
+    if cfg.registry.kind == "postgresql":
         out.append(
             {
                 "name": "registry-url",
@@ -269,14 +280,14 @@ def workload(cfg: EnvConfig) -> Manifest:
     """A Deployment, or in canary environments an Argo Rollouts Rollout of the same pods."""
     config_hash = hashlib.sha256(service_config_text(cfg).encode()).hexdigest()
     strategy: dict[str, Any]
-    if cfg.registry_kind == "sqlite":
+    if cfg.registry.kind == "sqlite":
         # One writer on a ReadWriteOnce volume: stop the old pod before starting the new one.
         strategy = {"type": "Recreate"}
     else:
         strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     spec: dict[str, Any] = {}
-    if not cfg.hpa_enabled:
-        spec["replicas"] = cfg.replicas
+    if not cfg.scaling.hpa.enabled:
+        spec["replicas"] = cfg.scaling.replicas
     template = {
         "metadata": {
             "labels": labels(cfg),
@@ -284,7 +295,7 @@ def workload(cfg: EnvConfig) -> Manifest:
         },
         "spec": pod_spec(cfg),
     }
-    if cfg.canary_enabled:
+    if cfg.delivery.canary.enabled:
         return rollout.rollout(cfg, template)
     spec |= {
         "revisionHistoryLimit": 5,
@@ -302,7 +313,7 @@ def workload(cfg: EnvConfig) -> Manifest:
 
 def objects(cfg: EnvConfig) -> list[Manifest]:
     out = [service_account(cfg), config_map(cfg)]
-    if cfg.registry_kind == "sqlite":
+    if cfg.registry.kind == "sqlite":
         out.append(registry_pvc(cfg))
     out.append(workload(cfg))
     return out

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 from dashboard_checks import COMMITTED
+from infra.charts import GRAFANA_DASHBOARD_LABEL, chart
 from infra.config import ENVIRONMENTS, load
 from infra.model import dashboards
 from infra.model.common import labels
-from infra.platform import GRAFANA_DASHBOARD_LABEL, chart
 
+from cap_verifier.typed_yaml import ConfigError
+from infra import artefacts
+
+ROOT = Path(__file__).resolve().parents[2]
 # kubectl's client-side apply copies the object into an annotation limited to 256 KiB.
 LAST_APPLIED_LIMIT = 262144
 
 
+@pytest.mark.orr("3.2-01")
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_one_config_map_per_dashboard_with_the_sidecar_label_and_the_exact_json(env: str) -> None:
     cfg = load(env)
-    objects = dashboards.objects(cfg)
+    objects = dashboards.objects(cfg, artefacts.load())
     assert len(objects) == len(COMMITTED)
     for obj, path in zip(objects, COMMITTED, strict=True):
         meta = obj["metadata"]
@@ -31,10 +37,11 @@ def test_one_config_map_per_dashboard_with_the_sidecar_label_and_the_exact_json(
         assert obj["data"] == {path.name: path.read_text(encoding="utf-8")}
         assert json.loads(obj["data"][path.name])["uid"]
         assert len(json.dumps(obj).encode()) < LAST_APPLIED_LIMIT
-        for version in cfg.k8s_versions:
+        for version in cfg.cluster.k8s_versions:
             kubernetes_validate.validate(obj, version, strict=True)
 
 
+@pytest.mark.orr("3.2-01")
 def test_the_label_is_the_one_the_grafana_sidecar_watches() -> None:
     sidecar = chart("kube-prometheus-stack").values["grafana"]["sidecar"]["dashboards"]
     assert sidecar["enabled"] is True
@@ -46,5 +53,7 @@ def test_the_label_is_the_one_the_grafana_sidecar_watches() -> None:
 
 
 def test_no_dashboard_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no dashboards"):
-        dashboards.objects(load(ENVIRONMENTS[0]), tmp_path)
+    shutil.copytree(ROOT / "alerts", tmp_path / "alerts")
+    (tmp_path / "dashboards").mkdir()
+    with pytest.raises(ConfigError, match="no dashboards"):
+        artefacts.load(tmp_path)

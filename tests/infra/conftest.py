@@ -1,11 +1,19 @@
-"""Fixtures for the Kubernetes model tests: configs and models of every environment."""
+"""Fixtures for the Kubernetes model tests: the configs of every environment, and the generated
+artefacts the model embeds (read once, at this edge)."""
 
 from __future__ import annotations
 
 import pytest
-from infra.config import ENVIRONMENTS, EnvConfig, load
+from infra.artefacts import Artefacts
+from infra.artefacts import load as load_artefacts
+from infra.config import EnvConfig, load_all
 
 
 @pytest.fixture(scope="session")
 def configs() -> dict[str, EnvConfig]:
-    return {env: load(env) for env in ENVIRONMENTS}
+    return load_all()
+
+
+@pytest.fixture(scope="session")
+def artefacts() -> Artefacts:
+    return load_artefacts()

@@ -55,7 +55,7 @@ def _lock() -> crds.CrdLock:
 @functools.cache
 def _crd(group: str, kind: str) -> dict[str, Any] | None:
     pin = _lock().pin(group, kind)
-    return None if pin is None else crds.parse(crds.read_cached(pin))
+    return None if pin is None else crds.read_parsed(pin)
 
 
 @functools.cache

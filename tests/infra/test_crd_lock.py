@@ -117,7 +117,8 @@ def test_make_crds_fills_a_cache_from_a_mirror(
     for pin in pins:
         assert crds.read_cached(pin, cache) == (mirror / pin.relpath).read_bytes()
     # The kubeconform / CRDs-catalog layout: one JSON schema per served version.
-    schemas = sorted(p.relative_to(cache / "kubeconform").as_posix() for p in cache.rglob("*.json"))
+    kubeconform = cache / "kubeconform"
+    schemas = sorted(p.relative_to(kubeconform).as_posix() for p in kubeconform.rglob("*.json"))
     assert schemas == [
         "monitoring.coreos.com/prometheusrule_v1.json",
         "policy.sigstore.dev/clusterimagepolicy_v1alpha1.json",

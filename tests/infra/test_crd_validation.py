@@ -7,22 +7,21 @@ schema; the gateway, certificate and monitoring objects prove their ORR lines.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import crd_schemas
-import k8s_policies as pol
+import infra.policies.manifests as pol
 import kubernetes_validate
 import pytest
+from config_edits import changed
+from infra.artefacts import Artefacts
 from infra.config import ENVIRONMENTS, EnvConfig
 from infra.model import model
 from infra.model.common import APP
-from orr_tests import Bad, Check, orr_tests
+from infra.policies import kubernetes, objects
 from ruamel.yaml import YAML
-
-from infra import gitops
 
 ROOT = Path(__file__).resolve().parents[2]
 Objs = list[dict[str, Any]]
@@ -47,10 +46,6 @@ DATABASE_KINDS = {"Cluster", "ScheduledBackup"}
 CANARY_KINDS = {"Rollout", "AnalysisTemplate"}
 
 
-def everything(cfg: EnvConfig) -> Objs:
-    return [*gitops.applications(cfg), *model(cfg), *gitops.bootstrap(cfg)]
-
-
 def _custom(objs: Objs) -> Objs:
     """Objects with no core Kubernetes schema."""
     custom = []
@@ -68,11 +63,15 @@ def _custom(objs: Objs) -> Objs:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_custom_resources_valid_against_crds(configs: dict[str, EnvConfig], env: str) -> None:
+def test_custom_resources_valid_against_crds(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
     cfg = configs[env]
-    custom = _custom(everything(cfg))
+    custom = _custom(objects("everything", cfg, artefacts))
     expected = CUSTOM_KINDS | (DATABASE_KINDS if cfg.database else set())
-    assert {o["kind"] for o in custom} == expected | (CANARY_KINDS if cfg.canary_enabled else set())
+    assert {o["kind"] for o in custom} == expected | (
+        CANARY_KINDS if cfg.delivery.canary.enabled else set()
+    )
     for obj in custom:
         assert crd_schemas.errors(obj) == [], (env, obj["kind"])
 
@@ -108,9 +107,15 @@ def test_unknown_kind_has_no_schema() -> None:
     ],
 )
 def test_bad_custom_resource_fails(
-    configs: dict[str, EnvConfig], kind: str, edit: Callable[[dict[str, Any]], Any], where: str
+    configs: dict[str, EnvConfig],
+    kind: str,
+    edit: Callable[[dict[str, Any]], Any],
+    where: str,
+    artefacts: Artefacts,
 ) -> None:
-    bad = copy.deepcopy(pol.one(model(configs["prod"]), kind, APP if kind == "HTTPRoute" else None))
+    bad = copy.deepcopy(
+        pol.one(model(configs["prod"], artefacts), kind, APP if kind == "HTTPRoute" else None)
+    )
     edit(bad["spec"])
     problems = crd_schemas.errors(bad)
     assert problems, kind
@@ -120,9 +125,10 @@ def test_bad_custom_resource_fails(
 # --- routing and monitoring --------------------------------------------------------------------
 
 
+@pytest.mark.orr("3.1-01")
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_metrics_not_routed(configs: dict[str, EnvConfig], env: str) -> None:
-    routes = pol.find(model(configs[env]), "HTTPRoute")
+def test_metrics_not_routed(configs: dict[str, EnvConfig], env: str, artefacts: Artefacts) -> None:
+    routes = pol.find(model(configs[env], artefacts), "HTTPRoute")
     forwarding = [r for r in routes if any(rule.get("backendRefs") for rule in r["spec"]["rules"])]
     assert forwarding
     for route in routes:
@@ -132,9 +138,9 @@ def test_metrics_not_routed(configs: dict[str, EnvConfig], env: str) -> None:
                 assert [f["type"] for f in rule["filters"]] == ["RequestRedirect"]
     for route in forwarding:
         for path in ("/metrics", "/metrics/", "/metricsz"):
-            assert not pol.routed(route["spec"], path), path
+            assert not kubernetes.routed(route["spec"], path), path
         for path in ("/healthz", "/readyz", "/openapi.yaml", "/policy", "/verify"):
-            assert pol.routed(route["spec"], path), path
+            assert kubernetes.routed(route["spec"], path), path
 
 
 @pytest.mark.parametrize(
@@ -147,11 +153,11 @@ def test_metrics_not_routed(configs: dict[str, EnvConfig], env: str) -> None:
     ],
 )
 def test_metrics_routing_check_catches_a_bad_route(
-    configs: dict[str, EnvConfig], match: dict[str, Any]
+    configs: dict[str, EnvConfig], match: dict[str, Any], artefacts: Artefacts
 ) -> None:
-    route = copy.deepcopy(pol.one(model(configs["prod"]), "HTTPRoute", APP))
+    route = copy.deepcopy(pol.one(model(configs["prod"], artefacts), "HTTPRoute", APP))
     route["spec"]["rules"][0]["matches"].append(match)
-    assert pol.routed(route["spec"], "/metrics")
+    assert kubernetes.routed(route["spec"], "/metrics")
 
 
 def _rule_file_groups() -> list[Any]:
@@ -162,16 +168,21 @@ def _rule_file_groups() -> list[Any]:
     return groups
 
 
-def test_prometheus_rule_groups_are_the_alert_files(configs: dict[str, EnvConfig]) -> None:
+def test_prometheus_rule_groups_are_the_alert_files(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     expected = _rule_file_groups()
     assert len(expected) >= 5
     for cfg in configs.values():
-        assert pol.one(model(cfg), "PrometheusRule")["spec"]["groups"] == expected
+        assert pol.one(model(cfg, artefacts), "PrometheusRule")["spec"]["groups"] == expected
 
 
-def test_service_monitor_scrapes_the_service(configs: dict[str, EnvConfig]) -> None:
+@pytest.mark.orr("3.1-02", "3.1-03")
+def test_service_monitor_scrapes_the_service(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     for cfg in configs.values():
-        objs = model(cfg)
+        objs = model(cfg, artefacts)
         spec = pol.one(objs, "ServiceMonitor")["spec"]
         service = pol.one(objs, "Service", APP)
         assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -182,9 +193,9 @@ def test_service_monitor_scrapes_the_service(configs: dict[str, EnvConfig]) -> N
         assert "http" in [p["name"] for p in service["spec"]["ports"]]
 
 
-def test_issuer_follows_the_design(configs: dict[str, EnvConfig]) -> None:
+def test_issuer_follows_the_design(configs: dict[str, EnvConfig], artefacts: Artefacts) -> None:
     servers = {
-        env: pol.one(model(cfg), "ClusterIssuer")["spec"]["acme"]["server"]
+        env: pol.one(model(cfg, artefacts), "ClusterIssuer")["spec"]["acme"]["server"]
         for env, cfg in configs.items()
     }
     assert servers == {
@@ -194,137 +205,40 @@ def test_issuer_follows_the_design(configs: dict[str, EnvConfig]) -> None:
     }
 
 
-def test_backend_traffic_policy_follows_config(configs: dict[str, EnvConfig]) -> None:
+def test_backend_traffic_policy_follows_config(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     for cfg in configs.values():
-        spec = pol.one(model(cfg), "BackendTrafficPolicy")["spec"]
+        spec = pol.one(model(cfg, artefacts), "BackendTrafficPolicy")["spec"]
         assert spec["targetRefs"] == [
             {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": APP}
         ]
         limit = spec["rateLimit"]["local"]["rules"][0]["limit"]
-        assert limit == {"requests": cfg.rate_limit_requests, "unit": cfg.rate_limit_unit}
-        assert spec["timeout"]["http"]["requestTimeout"] == f"{cfg.request_timeout_seconds}s"
+        assert limit == {"requests": cfg.edge.rate_limit.requests, "unit": cfg.edge.rate_limit.unit}
+        assert spec["timeout"]["http"]["requestTimeout"] == f"{cfg.edge.request_timeout_seconds}s"
 
 
-def test_no_ciphers_with_tls13_minimum(configs: dict[str, EnvConfig]) -> None:
+def test_no_ciphers_with_tls13_minimum(configs: dict[str, EnvConfig], artefacts: Artefacts) -> None:
     """The CRD's CEL rule (not checked by jsonschema): ciphers have no effect with minimum 1.3."""
     for cfg in configs.values():
-        tls = pol.one(model(cfg), "ClientTrafficPolicy")["spec"]["tls"]
+        tls = pol.one(model(cfg, artefacts), "ClientTrafficPolicy")["spec"]["tls"]
         assert tls["minVersion"] == "1.3"
         assert "ciphers" not in tls
 
 
-# --- ORR lines ---------------------------------------------------------------------------------
-
-MTLS = tuple(e for e in ENVIRONMENTS if e != "dev")
-
-
-def _edit(cfg: EnvConfig, edit: Callable[[Objs], Any]) -> tuple[Objs, EnvConfig]:
-    objs = copy.deepcopy(model(cfg))
-    edit(objs)
-    return objs, cfg
+def _ctp(objs: Objs) -> dict[str, Any]:
+    spec: dict[str, Any] = pol.one(objs, "ClientTrafficPolicy")["spec"]
+    return spec
 
 
-def _spec(kind: str, name: str | None = None) -> Callable[[Objs], dict[str, Any]]:
-    def get(objs: Objs) -> dict[str, Any]:
-        spec: dict[str, Any] = pol.one(objs, kind, name)["spec"]
-        return spec
-
-    return get
-
-
-_cert, _route, _ctp, _issuer = (
-    _spec("Certificate"),
-    _spec("HTTPRoute", APP),
-    _spec("ClientTrafficPolicy"),
-    _spec("ClusterIssuer"),
-)
-
-
-def _toggle_mtls(objs: Objs) -> None:
-    tls = _ctp(objs)["tls"]
-    if "clientValidation" in tls:
-        tls.pop("clientValidation")
-    else:
-        tls["clientValidation"] = {"caCertificateRefs": [{"kind": "ConfigMap", "name": "ca"}]}
-
-
-# ORR id, check, environments where the line applies, a deliberately bad input.
-ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
-    (
-        "1.2-04",
-        pol.orr_1_2_04_certificate_requested,
-        ENVIRONMENTS,
-        lambda c: _edit(c, lambda o: _cert(o).update(secretName="other-tls")),
-    ),
-    (
-        "1.2-05",
-        pol.orr_1_2_05_renewal_before_30_days,
-        ENVIRONMENTS,
-        lambda c: _edit(c, lambda o: _cert(o).update(renewBefore="360h")),
-    ),
-    (
-        "1.2-06",
-        pol.orr_1_2_06_auto_renewal,
-        ENVIRONMENTS,
-        lambda c: _edit(
-            c,
-            lambda o: _issuer(o)["acme"]["solvers"][0]["http01"]["gatewayHTTPRoute"]["parentRefs"][
-                0
-            ].update(sectionName="https"),
-        ),
-    ),
-    (
-        "1.2-08",
-        pol.orr_1_2_08_route_backend_service,
-        ENVIRONMENTS,
-        lambda c: _edit(c, lambda o: _route(o)["rules"][0]["backendRefs"][0].update(port=80)),
-    ),
-    (
-        "1.2-09",
-        pol.orr_1_2_09_health_paths_routed,
-        ENVIRONMENTS,
-        lambda c: _edit(c, lambda o: _route(o)["rules"][0]["matches"].pop(1)),
-    ),
-    (
-        "2.2-01",
-        pol.orr_2_2_01_tls13_minimum,
-        ENVIRONMENTS,
-        lambda c: _edit(c, lambda o: _ctp(o)["tls"].update(minVersion="1.2")),
-    ),
-    ("2.2-05", pol.orr_2_2_05_gateway_mtls_per_env, ENVIRONMENTS, lambda c: _edit(c, _toggle_mtls)),
-    (
-        "2.2-06",
-        pol.orr_2_2_06_client_ca_bundle,
-        MTLS,
-        lambda c: _edit(c, lambda o: _ctp(o)["tls"]["clientValidation"].pop("caCertificateRefs")),
-    ),
-    (
-        "2.2-07",
-        pol.orr_2_2_07_gateway_client_sans,
-        MTLS,
-        lambda c: _edit(c, lambda o: _ctp(o)["tls"]["clientValidation"].pop("subjectAltNames")),
-    ),
-]
-
-
-globals().update(orr_tests(ORR))
-
-
-def test_policy_table_names_each_line_once() -> None:
-    items = [item for item, *_ in ORR]
-    assert len(items) == len(set(items))
-    for item, check, _, _ in ORR:
-        assert check.__name__.startswith("orr_" + item.replace(".", "_").replace("-", "_"))
-
-
-def test_mtls_sans_check_rejects_extra_san(configs: dict[str, EnvConfig]) -> None:
+def test_mtls_sans_check_rejects_extra_san(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     cfg = configs["prod"]
-    objs, _ = _edit(
-        cfg,
-        lambda o: _ctp(o)["tls"]["clientValidation"]["subjectAltNames"]["dnsNames"].append(
-            {"type": "Suffix", "value": ".example.com"}
-        ),
+    objs = copy.deepcopy(model(cfg, artefacts))
+    _ctp(objs)["tls"]["clientValidation"]["subjectAltNames"]["dnsNames"].append(
+        {"type": "Suffix", "value": ".example.com"}
     )
-    assert pol.orr_2_2_07_gateway_client_sans(objs, cfg) != []
-    relaxed = dataclasses.replace(cfg, require_mtls=False)
-    assert pol.orr_2_2_07_gateway_client_sans(model(relaxed), relaxed) == []
+    assert kubernetes.gateway_client_sans(objs, cfg) != []
+    relaxed = changed(cfg, {"edge.require_mtls": False})
+    assert kubernetes.gateway_client_sans(model(relaxed, artefacts), relaxed) == []

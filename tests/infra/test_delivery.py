@@ -7,19 +7,17 @@ structure (pinned charts, sync waves, projects) and the canary's queries run in 
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import delivery_policies as dp
-import k8s_policies as pol
+import infra.policies.manifests as pol
 import pytest
-from infra.config import ENVIRONMENTS, EnvConfig
-from infra.model import SYNC_OPTIONS_ANNOTATION, WAVE_ANNOTATION, model, rollout, sync_wave
-from infra.platform import (
+from infra.artefacts import Artefacts
+from infra.charts import (
     ARGOCD,
     PLATFORM_CHARTS,
     WAVE_CONTROLLERS,
@@ -27,10 +25,14 @@ from infra.platform import (
     WAVE_CUSTOM_RESOURCES,
     WAVE_SERVICE,
 )
-from orr_tests import Bad, Check, Objs, orr_tests, rendered
+from infra.config import ENVIRONMENTS, EnvConfig
+from infra.model import SYNC_OPTIONS_ANNOTATION, WAVE_ANNOTATION, model, rollout, sync_wave
+from infra.policies import delivery, objects
+from infra.policies.pod_security import pod_security_restricted
 from ruamel.yaml import YAML
 
-from cap_ops import crds
+from cap_ops import crds, monitoring
+from cap_verifier.typed_yaml import read_yaml
 from infra import gitops
 from support.require import need
 
@@ -41,188 +43,10 @@ HPA = ("staging", "prod")
 CANARY = ("prod",)
 
 
-def _edit(cfg: EnvConfig, edit: Callable[[Objs], Any]) -> tuple[Objs, EnvConfig]:
-    objs = copy.deepcopy(rendered(cfg))
-    edit(objs)
-    return objs, cfg
-
-
-def _one(kind: str, name: str | None = None) -> Callable[[Objs], dict[str, Any]]:
-    return lambda objs: pol.one(objs, kind, name)
-
-
-def _drop(kind: str, name: str) -> Callable[[Objs], None]:
-    def edit(objs: Objs) -> None:
-        objs[:] = [o for o in objs if (o["kind"], o["metadata"]["name"]) != (kind, name)]
-
-    return edit
-
-
-def _canary(objs: Objs) -> dict[str, Any]:
-    spec: dict[str, Any] = pol.one(objs, "Rollout")["spec"]["strategy"]["canary"]
-    return spec
-
-
-def _metric(objs: Objs, name: str) -> dict[str, Any]:
-    metrics = pol.one(objs, "AnalysisTemplate")["spec"]["metrics"]
-    found: dict[str, Any] = next(m for m in metrics if m["name"] == name)
-    return found
-
-
-ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
-    (
-        "1.1-09",
-        dp.orr_1_1_09_sqlite_single_writer,
-        ("dev",),
-        lambda c: _edit(c, lambda o: pol.workload(o)["spec"].update(replicas=2)),
-    ),
-    (
-        "1.1-10",
-        dp.orr_1_1_10_backup_strategy,
-        DATABASE,
-        lambda c: _edit(
-            c, lambda o: _one("Cluster")(o)["spec"]["backup"].update(retentionPolicy="7d")
-        ),
-    ),
-    (
-        "1.2-01",
-        dp.orr_1_2_01_gateway_controller,
-        ENVIRONMENTS,
-        lambda c: _edit(c, _drop("Application", "envoy-gateway")),
-    ),
-    (
-        "1.2-07",
-        dp.orr_1_2_07_ingress_resource,
-        ENVIRONMENTS,
-        lambda c: _edit(
-            c,
-            lambda o: _one("HTTPRoute", "cap-verifier-https-redirect")(o)["spec"]["rules"][
-                0
-            ].update(backendRefs=[{"name": "cap-verifier", "port": 8080}]),
-        ),
-    ),
-    (
-        "1.3-01",
-        dp.orr_1_3_01_metrics_server,
-        HPA,
-        lambda c: _edit(
-            c,
-            lambda o: _one("Application", "metrics-server")(o)["spec"]["source"].update(
-                targetRevision="3.*"
-            ),
-        ),
-    ),
-    (
-        "2.2-02",
-        dp.orr_2_2_02_cipher_suites,
-        ENVIRONMENTS,
-        lambda c: _edit(
-            c, lambda o: _one("ClientTrafficPolicy")(o)["spec"]["tls"].update(minVersion="1.2")
-        ),
-    ),
-    (
-        "2.3-01",
-        dp.orr_2_3_01_oauth2_secret,
-        ENVIRONMENTS,
-        lambda c: _edit(
-            c,
-            lambda o: o.append(
-                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "leak"}, "data": {}}
-            ),
-        ),
-    ),
-    (
-        "2.3-02",
-        dp.orr_2_3_02_tls_secret,
-        ENVIRONMENTS,
-        lambda c: _edit(c, lambda o: _one("Certificate")(o)["spec"].update(secretName="other-tls")),
-    ),
-    (
-        "2.3-03",
-        dp.orr_2_3_03_client_ca_secret,
-        MTLS,
-        lambda c: _edit(c, _drop("ClusterSecretStore", "cap-verifier")),
-    ),
-    (
-        "2.3-06",
-        dp.orr_2_3_06_tls_auto_renewal,
-        ENVIRONMENTS,
-        lambda c: _edit(c, lambda o: _one("Certificate")(o)["spec"].pop("renewBefore")),
-    ),
-    (
-        "8.1-01",
-        dp.orr_8_1_01_canary_configured,
-        CANARY,
-        lambda c: _edit(
-            c,
-            lambda o: _one("HTTPRoute", "cap-verifier")(o)["spec"]["rules"][0]["backendRefs"].pop(),
-        ),
-    ),
-    (
-        "8.1-02",
-        dp.orr_8_1_02_traffic_split,
-        CANARY,
-        lambda c: _edit(c, lambda o: _canary(o)["steps"].pop(0)),
-    ),
-    (
-        "8.1-03",
-        dp.orr_8_1_03_fifteen_minutes_per_stage,
-        CANARY,
-        lambda c: _edit(c, lambda o: _canary(o)["steps"][3].update(pause={"duration": "5m"})),
-    ),
-    (
-        "8.1-04",
-        dp.orr_8_1_04_automatic_rollback,
-        CANARY,
-        lambda c: _edit(c, lambda o: _metric(o, "p95-latency").update(failureLimit=3)),
-    ),
-    (
-        "8.1-05",
-        dp.orr_8_1_05_error_rate,
-        CANARY,
-        lambda c: _edit(
-            c,
-            lambda o: _metric(o, "error-rate").update(
-                successCondition="isNaN(result[0]) || result[0] < 0.05"
-            ),
-        ),
-    ),
-    (
-        "8.1-06",
-        dp.orr_8_1_06_p95_latency,
-        CANARY,
-        lambda c: _edit(
-            c,
-            lambda o: _metric(o, "p95-latency")["provider"]["prometheus"].update(
-                query="histogram_quantile(0.95, rate(x[1m]))"
-            ),
-        ),
-    ),
-    (
-        "8.1-07",
-        dp.orr_8_1_07_5xx_per_minute,
-        CANARY,
-        lambda c: _edit(
-            c,
-            lambda o: _metric(o, "server-errors-per-minute").update(
-                successCondition="result[0] < 100"
-            ),
-        ),
-    ),
-    (
-        "8.1-08",
-        dp.orr_8_1_08_breach_for_5_minutes,
-        CANARY,
-        lambda c: _edit(c, lambda o: _metric(o, "error-rate").update(interval="10m")),
-    ),
-]
-
-globals().update(orr_tests(ORR, objects=rendered))
-
-
 # --- GitOps structure ----------------------------------------------------------------------------
 
 
+@pytest.mark.orr("1.2-01")
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_platform_chart_is_an_automated_pinned_application(
     configs: dict[str, EnvConfig], env: str
@@ -231,7 +55,7 @@ def test_every_platform_chart_is_an_automated_pinned_application(
     apps = {a["metadata"]["name"]: a for a in gitops.applications(cfg)}
     assert set(apps) == {c.name for c in PLATFORM_CHARTS}
     for chart in PLATFORM_CHARTS:
-        assert dp.application_errors(list(apps.values()), chart.name) == []
+        assert delivery.application_errors(list(apps.values()), chart.name) == []
         spec = apps[chart.name]["spec"]
         assert spec["source"]["targetRevision"] == chart.version
         assert spec["source"]["helm"]["valuesObject"] == dict(chart.values)
@@ -271,7 +95,7 @@ def test_chart_app_versions_match_the_pinned_crds() -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_sync_waves_crds_then_controllers_then_resources_then_service(
-    configs: dict[str, EnvConfig], env: str
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
 ) -> None:
     cfg = configs[env]
     crd_charts = [c for c in PLATFORM_CHARTS if c.sync_wave == WAVE_CRDS]
@@ -280,7 +104,7 @@ def test_sync_waves_crds_then_controllers_then_resources_then_service(
     # CRD bundles outgrow Helm's 1 MiB release Secret; Pulumi renders them client-side.
     assert {c.name for c in PLATFORM_CHARTS if not c.helm_release} == {c.name for c in crd_charts}
     assert len(controllers) == len(PLATFORM_CHARTS) - len(crd_charts)
-    objs = model(cfg)
+    objs = model(cfg, artefacts)
     for obj in objs:
         wave = int(obj["metadata"]["annotations"][WAVE_ANNOTATION])
         assert wave == sync_wave(obj)
@@ -301,31 +125,33 @@ def test_sync_waves_crds_then_controllers_then_resources_then_service(
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_root_application_syncs_deploy_env(configs: dict[str, EnvConfig], env: str) -> None:
+def test_root_application_syncs_deploy_env(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
     cfg = configs[env]
-    platform, service, root = gitops.bootstrap(cfg)
+    platform, service, root = gitops.bootstrap(cfg, artefacts)
     spec = root["spec"]
     assert spec["source"] == {
-        "repoURL": cfg.gitops_repo_url,
-        "targetRevision": cfg.gitops_revision,
+        "repoURL": cfg.delivery.repo_url,
+        "targetRevision": cfg.delivery.revision,
         "path": f"deploy/{env}",
     }
     assert (ROOT / spec["source"]["path"] / "kustomization.yaml").is_file()
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True, "allowEmpty": False}
     assert spec["project"] == service["metadata"]["name"]
     # The service project admits exactly the kinds deployed, and only this repository.
-    deployed = [*gitops.applications(cfg), *model(cfg)]
+    deployed = [*gitops.applications(cfg), *model(cfg, artefacts)]
     allowed = {
         (k["group"], k["kind"])
         for k in service["spec"]["namespaceResourceWhitelist"]
         + service["spec"]["clusterResourceWhitelist"]
     }
     assert allowed == {(o["apiVersion"].rpartition("/")[0], o["kind"]) for o in deployed}
-    assert service["spec"]["sourceRepos"] == [cfg.gitops_repo_url]
+    assert service["spec"]["sourceRepos"] == [cfg.delivery.repo_url]
     # The platform project admits the pinned chart sources only.
     sources = {gitops.chart_source(c)["repoURL"] for c in PLATFORM_CHARTS}
     assert set(platform["spec"]["sourceRepos"]) == sources
-    if cfg.canary_enabled:
+    if cfg.delivery.canary.enabled:
         assert "RespectIgnoreDifferences=true" in spec["syncPolicy"]["syncOptions"]
         assert spec["ignoreDifferences"][0]["kind"] == "HTTPRoute"
 
@@ -345,20 +171,24 @@ def test_bootstrap_rendered_apart_from_what_it_syncs() -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_no_secret_value_is_rendered(configs: dict[str, EnvConfig], env: str) -> None:
-    objs = rendered(configs[env])
+def test_no_secret_value_is_rendered(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
+    objs = objects("everything", configs[env], artefacts)
     assert not pol.find(objs, "Secret")
     for es in pol.find(objs, "ExternalSecret"):
         for item in es["spec"]["data"]:
-            assert item["remoteRef"]["key"].startswith(configs[env].secret_key_prefix + "/")
+            assert item["remoteRef"]["key"].startswith(configs[env].secrets.key_prefix + "/")
         for value in es["spec"]["target"].get("template", {}).get("data", {}).values():
             # Templates only splice remote values in; no literal password.
             assert "password" not in value.replace("{{ .password", "")
 
 
-def test_registry_url_reaches_the_pods_from_external_secrets(configs: dict[str, EnvConfig]) -> None:
+def test_registry_url_reaches_the_pods_from_external_secrets(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     cfg = configs["prod"]
-    objs = model(cfg)
+    objs = model(cfg, artefacts)
     es = pol.one(objs, "ExternalSecret", "cap-verifier-registry")
     url = es["spec"]["target"]["template"]["data"]["url"]
     assert url == (
@@ -379,19 +209,21 @@ def test_registry_url_reaches_the_pods_from_external_secrets(configs: dict[str, 
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         assert config["url_file"] == f"{mounts['registry-url']}/url"
     store = pol.one(objs, "ClusterSecretStore")["spec"]
-    assert store["conditions"] == [{"namespaces": [cfg.namespace, cfg.postgresql_namespace]}]
+    assert store["conditions"] == [{"namespaces": [cfg.namespace, cfg.database.namespace]}]
 
 
-def test_migrations_run_before_the_server(configs: dict[str, EnvConfig]) -> None:
+def test_migrations_run_before_the_server(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     for cfg in configs.values():
-        spec = pol.pod_spec(model(cfg))
+        spec = pol.pod_spec(model(cfg, artefacts))
         (init,) = spec["initContainers"]
         (server,) = spec["containers"]
         assert init["args"][0] == "migrate"
         assert server["args"][0] == "serve"
         assert init["image"] == server["image"]
         assert init["securityContext"] == server["securityContext"]
-        assert pol.pod_security_restricted({**spec, "containers": [init]}) == []
+        assert pod_security_restricted({**spec, "containers": [init]}) == []
 
 
 # --- the canary's queries, evaluated by promtool --------------------------------------------------
@@ -432,10 +264,23 @@ def _breached(query: str, limit: float) -> str:
     return f"({query}) >= bool {limit}"
 
 
-QUERIES = (
-    ("error-rate", rollout.error_ratio_query, rollout.MAX_ERROR_RATIO),
-    ("p95-latency", rollout.p95_latency_query, rollout.MAX_P95_SECONDS),
-    ("5xx-per-minute", rollout.server_errors_per_minute_query, rollout.MAX_5XX_PER_MINUTE),
+TABLE = monitoring.load()
+QUERIES: tuple[tuple[str, Callable[[str], str], float], ...] = (
+    (
+        "error-rate",
+        lambda h: rollout.CanaryQueries(TABLE, h).error_ratio(),
+        TABLE.canary.max_error_ratio,
+    ),
+    (
+        "p95-latency",
+        lambda h: rollout.CanaryQueries(TABLE, h).latency(),
+        TABLE.slo.latency_threshold_seconds,
+    ),
+    (
+        "5xx-per-minute",
+        lambda h: rollout.CanaryQueries(TABLE, h).server_errors_per_minute(),
+        TABLE.canary.max_5xx_per_minute,
+    ),
 )
 
 
@@ -495,6 +340,7 @@ def _promtool_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.orr("8.1-08")
 def test_canary_queries_roll_back_only_after_a_5_minute_breach(tmp_path: Path) -> None:
     """ORR 8.1-08 with a real PromQL engine: each analysis query crosses its limit only once the
     breach has lasted 5 minutes, and never for another ReplicaSet's pods."""
@@ -538,9 +384,11 @@ def test_canary_query_check_fails_a_wrong_threshold(tmp_path: Path) -> None:
 # --- Alertmanager routing and the database's network ---------------------------------------------
 
 
-def test_alertmanager_config_is_the_routing_of_alerts_dir(configs: dict[str, EnvConfig]) -> None:
+def test_alertmanager_config_is_the_routing_of_alerts_dir(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     source = YAML(typ="safe", pure=True).load((ROOT / "alerts" / "alertmanager.yml").read_text())
-    spec = pol.one(model(configs["prod"]), "AlertmanagerConfig")["spec"]
+    spec = pol.one(model(configs["prod"], artefacts), "AlertmanagerConfig")["spec"]
     route = spec["route"]
     assert route["receiver"] == source["route"]["receiver"]
     assert route["groupBy"] == source["route"]["group_by"]
@@ -559,7 +407,7 @@ def test_alertmanager_config_is_the_routing_of_alerts_dir(configs: dict[str, Env
 
 
 def test_alertmanager_config_refuses_what_it_cannot_convert(
-    configs: dict[str, EnvConfig], tmp_path: Path
+    configs: dict[str, EnvConfig], artefacts: Artefacts, tmp_path: Path
 ) -> None:
     from infra.model import monitoring
 
@@ -576,8 +424,9 @@ def test_alertmanager_config_refuses_what_it_cannot_convert(
     ):
         path = tmp_path / "alertmanager.yml"
         path.write_text(bad)
+        broken = dataclasses.replace(artefacts, alertmanager=read_yaml(path))
         with pytest.raises(ValueError, match=message) as info:
-            monitoring.alertmanager_config(configs["prod"], path)
+            monitoring.alertmanager_config(configs["prod"], broken)
         assert "\n" not in str(info.value)
 
 
@@ -587,15 +436,17 @@ def _peers(rule: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("env", DATABASE)
-def test_database_namespace_is_fenced(configs: dict[str, EnvConfig], env: str) -> None:
+def test_database_namespace_is_fenced(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
     """Default deny; PostgreSQL reachable from the verifier's pods only (and the operator,
     the other instances, Prometheus); egress to DNS, instances, API server, object storage."""
     cfg = configs[env]
     assert cfg.database is not None
     policies = [
         p
-        for p in pol.find(model(cfg), "NetworkPolicy")
-        if p["metadata"]["namespace"] == cfg.postgresql_namespace
+        for p in pol.find(model(cfg, artefacts), "NetworkPolicy")
+        if p["metadata"]["namespace"] == cfg.database.namespace
     ]
     deny = [p for p in policies if p["spec"]["podSelector"] == {}]
     assert len(deny) == 1
@@ -608,7 +459,9 @@ def test_database_namespace_is_fenced(configs: dict[str, EnvConfig], env: str) -
     verifier = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg.namespace}},
         "podSelector": {
-            "matchLabels": pol.one(model(cfg), "Service", "cap-verifier")["spec"]["selector"]
+            "matchLabels": pol.one(model(cfg, artefacts), "Service", "cap-verifier")["spec"][
+                "selector"
+            ]
         },
     }
     assert verifier in sources

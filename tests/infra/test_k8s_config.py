@@ -15,15 +15,19 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "cap-verifier-ops:"
 
 
-def _stack(tmp_path: Path, env: str, **changes: object) -> Path:
-    """Copy Pulumi.<env>.yaml into tmp_path with some keys changed (None: removed)."""
+def _stack(tmp_path: Path, env: str, changes: dict[str, object]) -> Path:
+    """Copy Pulumi.<env>.yaml into tmp_path with some dotted keys changed (None: removed)."""
     yaml = YAML(typ="safe", pure=True)
     document = yaml.load((ROOT / f"Pulumi.{env}.yaml").read_text())
     for key, value in changes.items():
+        section, *path = key.split(".")
+        parent, last = document["config"], KEY + section
+        for name in path:
+            parent, last = parent[last], name
         if value is None:
-            document["config"].pop(KEY + key, None)
+            parent.pop(last, None)
         else:
-            document["config"][KEY + key] = value
+            parent[last] = value
     with (tmp_path / f"Pulumi.{env}.yaml").open("w") as out:
         yaml.dump(document, out)
     return tmp_path
@@ -33,8 +37,8 @@ def _stack(tmp_path: Path, env: str, **changes: object) -> Path:
 def test_committed_stacks_load(env: str) -> None:
     cfg = load(env)
     assert cfg.env == env
-    assert cfg.k8s_version_oldest == "1.29"
-    assert cfg.k8s_version_newest == "1.34"
+    assert cfg.cluster.k8s_version_oldest == "1.29"
+    assert cfg.cluster.k8s_version_newest == "1.34"
 
 
 def test_stack_project_file() -> None:
@@ -49,56 +53,79 @@ def test_stack_project_file() -> None:
     [
         (
             "prod",
-            {"hpa_max_replicas": 2},
-            "Pulumi.prod.yaml: cap-verifier-ops:hpa_max_replicas: "
-            "expected an integer >= hpa_min_replicas",
+            {"scaling.hpa.max_replicas": 2},
+            "cap-verifier-ops:scaling.hpa.max_replicas: expected an integer >= min_replicas",
         ),
-        ("prod", {"host": None}, "Pulumi.prod.yaml: cap-verifier-ops:host: missing"),
-        ("prod", {"image_tag": "latest"}, "cap-verifier-ops:image_tag: not allowed in prod"),
-        ("staging", {"image_digest": None}, "cap-verifier-ops:image_digest: missing"),
-        ("prod", {"image_digest": "sha256:abc"}, "cap-verifier-ops:image_digest: expected"),
-        ("dev", {"image_tag": None}, "cap-verifier-ops:image_tag: missing"),
-        ("prod", {"replicas": "3"}, "cap-verifier-ops:replicas: expected an integer"),
-        ("prod", {"hpa_enabled": "yes"}, "cap-verifier-ops:hpa_enabled: expected true or false"),
-        ("prod", {"gateway_cidr": "10.0.0.1/8"}, "cap-verifier-ops:gateway_cidr: expected a CIDR"),
-        ("prod", {"registry_kind": "mysql"}, "cap-verifier-ops:registry_kind: expected one of"),
+        ("prod", {"edge.host": None}, "cap-verifier-ops:edge.host: required key is missing"),
+        ("prod", {"image.tag": "latest"}, "cap-verifier-ops:image.tag: not allowed in prod"),
+        ("staging", {"image.digest": None}, "cap-verifier-ops:image.tag: missing"),
+        ("prod", {"image.digest": "sha256:abc"}, "cap-verifier-ops:image.digest: Expected `str`"),
+        ("dev", {"image.tag": None}, "cap-verifier-ops:image.tag: missing"),
+        ("prod", {"scaling.replicas": "3"}, "cap-verifier-ops:scaling.replicas: Expected `int`"),
+        ("prod", {"scaling.hpa.enabled": "yes"}, "cap-verifier-ops:scaling.hpa.enabled: Expected"),
         (
             "prod",
-            {"registry_url": "postgresql+psycopg://u:pw@db/cap"},
-            "cap-verifier-ops:registry_url: must not contain a password",
+            {"edge.gateway_cidr": "10.0.0.1/8"},
+            "cap-verifier-ops:edge.gateway_cidr: expected a CIDR",
         ),
-        ("dev", {"replicas": 2}, "cap-verifier-ops:replicas: sqlite registry needs exactly 1"),
-        ("prod", {"pdb_min_available": 3}, "cap-verifier-ops:pdb_min_available:"),
-        ("prod", {"allowed_client_sans": []}, "cap-verifier-ops:allowed_client_sans:"),
-        ("prod", {"oauth2_jwks_url": "http://x"}, "cap-verifier-ops:oauth2_jwks_url:"),
-        ("prod", {"idp_jwks_port": 70000}, "cap-verifier-ops:idp_jwks_port:"),
-        ("prod", {"cpu_request": "0.5"}, "cap-verifier-ops:cpu_request: expected a quantity"),
-        ("prod", {"k8s_version_newest": "1.28"}, "cap-verifier-ops:k8s_version_newest:"),
-        ("prod", {"log_level": "TRACE"}, "cap-verifier-ops:log_level: expected one of"),
-        ("prod", {"dns_pod_labels": {}}, "cap-verifier-ops:dns_pod_labels:"),
-        ("prod", {"replica": 3}, "cap-verifier-ops:replica: unknown key"),
         (
             "prod",
-            {"acme_environment": "staging"},
-            "cap-verifier-ops:acme_environment: expected production in prod",
+            {"registry.kind": "mysql"},
+            "cap-verifier-ops:registry.kind: Invalid enum value 'mysql'",
+        ),
+        (
+            "prod",
+            {"registry.url": "postgresql+psycopg://u:pw@db/cap"},
+            "cap-verifier-ops:registry.url: must not contain a password",
+        ),
+        ("dev", {"scaling.replicas": 2}, "cap-verifier-ops:scaling.replicas: a sqlite registry"),
+        ("prod", {"scaling.pdb_min_available": 3}, "cap-verifier-ops:scaling.pdb_min_available:"),
+        ("prod", {"edge.allowed_client_sans": []}, "cap-verifier-ops:edge.allowed_client_sans:"),
+        ("prod", {"oauth2.jwks_url": "http://x"}, "cap-verifier-ops:oauth2.jwks_url:"),
+        ("prod", {"oauth2.jwks_port": 70000}, "cap-verifier-ops:oauth2.jwks_port:"),
+        (
+            "prod",
+            {"service.resources.cpu_request": "0.5"},
+            "cap-verifier-ops:service.resources.cpu_request: Expected `str` matching",
+        ),
+        ("prod", {"cluster.k8s_version_newest": "1.28"}, "cluster.k8s_version_newest:"),
+        (
+            "prod",
+            {"service.log_level": "TRACE"},
+            "cap-verifier-ops:service.log_level: Invalid enum value",
+        ),
+        ("prod", {"cluster.dns_pod_labels": {}}, "cap-verifier-ops:cluster.dns_pod_labels:"),
+        ("prod", {"scaling.replica": 3}, "cap-verifier-ops:scaling.replica: unknown key"),
+        ("prod", {"replicas": 3}, "cap-verifier-ops:replicas: unknown key"),
+        (
+            "prod",
+            {"edge.acme_environment": "staging"},
+            "cap-verifier-ops:edge.acme_environment: expected production in prod",
         ),
         (
             "dev",
-            {"acme_environment": "production"},
-            "cap-verifier-ops:acme_environment: expected staging in dev",
+            {"edge.acme_environment": "production"},
+            "cap-verifier-ops:edge.acme_environment: expected staging in dev",
         ),
-        ("prod", {"mtls_ca_secret": None}, "cap-verifier-ops:mtls_ca_secret: missing"),
-        ("prod", {"acme_email": "nobody"}, "cap-verifier-ops:acme_email: expected an email"),
-        ("prod", {"gateway_class_name": None}, "cap-verifier-ops:gateway_class_name: missing"),
-        ("prod", {"rate_limit_requests": 0}, "cap-verifier-ops:rate_limit_requests:"),
-        ("prod", {"rate_limit_unit": "Day"}, "cap-verifier-ops:rate_limit_unit: expected one"),
-        ("prod", {"request_timeout_seconds": 0}, "cap-verifier-ops:request_timeout_seconds:"),
+        ("prod", {"edge.mtls_ca_secret": None}, "cap-verifier-ops:edge.mtls_ca_secret: missing"),
+        ("prod", {"edge.acme_email": "nobody"}, "cap-verifier-ops:edge.acme_email: Expected"),
+        ("prod", {"database": None}, "cap-verifier-ops:database: missing"),
+        ("dev", {"registry.storage_size": None}, "cap-verifier-ops:registry.storage_size:"),
+        ("prod", {"edge.gateway_class_name": None}, "edge.gateway_class_name: required key"),
+        ("prod", {"edge.rate_limit.requests": 0}, "cap-verifier-ops:edge.rate_limit.requests:"),
+        ("prod", {"edge.rate_limit.unit": "Day"}, "cap-verifier-ops:edge.rate_limit.unit:"),
+        ("prod", {"edge.request_timeout_seconds": 0}, "edge.request_timeout_seconds:"),
+        (
+            "prod",
+            {"delivery.canary.enabled": True, "scaling.hpa.enabled": False},
+            "cap-verifier-ops:",
+        ),
     ],
 )
 def test_config_error_is_one_line_naming_the_key(
     tmp_path: Path, env: str, changes: dict[str, object], expected: str
 ) -> None:
-    root = _stack(tmp_path, env, **changes)
+    root = _stack(tmp_path, env, changes)
     with pytest.raises(ConfigError) as info:
         load(env, root)
     message = str(info.value)
@@ -113,13 +140,13 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.prod.yaml").write_text("config: [unclosed\n")
     with pytest.raises(ConfigError) as info:
         load("prod", tmp_path)
-    assert str(info.value).startswith("Pulumi.prod.yaml: invalid YAML")
+    assert str(info.value).startswith("Pulumi.prod.yaml: not valid YAML")
     assert "\n" not in str(info.value)
 
 
 def test_render_reports_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for env in ENVIRONMENTS:
         shutil.copy(ROOT / f"Pulumi.{env}.yaml", tmp_path)
-    _stack(tmp_path, "prod", hpa_min_replicas=0)
-    with pytest.raises(ConfigError, match="hpa_min_replicas"):
+    _stack(tmp_path, "prod", {"scaling.hpa.min_replicas": 0})
+    with pytest.raises(ConfigError, match=r"scaling\.hpa\.min_replicas"):
         render.write(tmp_path / "out", tmp_path)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import crd_schemas
-import k8s_policies as pol
+import infra.policies.manifests as pol
 import kubernetes_validate
 import pytest
+from config_edits import unchecked
+from infra.artefacts import Artefacts
 from infra.config import ENVIRONMENTS, EnvConfig
 from infra.model import model, workload
 from infra.model.common import APP
-from orr_tests import Bad, Check, orr_tests
+from infra.policies import objects
+from infra.policies.pod_security import pod_security_restricted
 
-from infra import gitops, render
+from infra import render
 
 ROOT = Path(__file__).resolve().parents[2]
 NS_LABEL = "kubernetes.io/metadata.name"
@@ -52,21 +54,8 @@ def validate(obj: dict[str, Any], version: str) -> None:
 # --- render and drift --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_model_is_pure_and_stable(configs: dict[str, EnvConfig], env: str) -> None:
-    first = model(configs[env])
-    assert first, env
-    assert model(configs[env]) == first
-    assert render.render_env(configs[env]) == render.render_env(configs[env])
-
-
 def _tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.yaml")}
-
-
-def everything(cfg: EnvConfig) -> list[dict[str, Any]]:
-    """Every rendered object: platform Applications, the model, and the bootstrap."""
-    return [*gitops.applications(cfg), *model(cfg), *gitops.bootstrap(cfg)]
 
 
 def test_render_matches_committed_deploy(tmp_path: Path) -> None:
@@ -81,9 +70,11 @@ def test_render_matches_committed_deploy(tmp_path: Path) -> None:
             )
 
 
-def test_render_lists_every_file_in_kustomization(configs: dict[str, EnvConfig]) -> None:
+def test_render_lists_every_file_in_kustomization(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     for cfg in configs.values():
-        files = render.render_env(cfg)
+        files = render.render_env(cfg, artefacts)
         for folder in ("", f"{render.BOOTSTRAP}/"):
             kustomization = files[f"{folder}kustomization.yaml"]
             names = [
@@ -113,8 +104,10 @@ def test_render_removes_stale_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_every_object_has_labels_and_unique_file(configs: dict[str, EnvConfig], env: str) -> None:
-    objs = everything(configs[env])
+def test_every_object_has_labels_and_unique_file(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
+    objs = objects("everything", configs[env], artefacts)
     names = [render.file_name(o) for o in objs]
     assert len(names) == len(set(names))
     for obj in objs:
@@ -128,11 +121,13 @@ def test_every_object_has_labels_and_unique_file(configs: dict[str, EnvConfig], 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 @pytest.mark.parametrize("which", ["oldest", "newest"])
 def test_objects_valid_for_supported_versions(
-    configs: dict[str, EnvConfig], env: str, which: str
+    configs: dict[str, EnvConfig], env: str, which: str, artefacts: Artefacts
 ) -> None:
     cfg = configs[env]
-    version = cfg.k8s_version_oldest if which == "oldest" else cfg.k8s_version_newest
-    for obj in everything(cfg):
+    version = (
+        cfg.cluster.k8s_version_oldest if which == "oldest" else cfg.cluster.k8s_version_newest
+    )
+    for obj in objects("everything", cfg, artefacts):
         validate(obj, version)
 
 
@@ -142,8 +137,10 @@ def test_unknown_kind_fails_validation() -> None:
         validate(bogus, "1.34")
 
 
-def test_invalid_object_fails_validation(configs: dict[str, EnvConfig]) -> None:
-    bad = copy.deepcopy(pol.one(model(configs["staging"]), "Deployment"))
+def test_invalid_object_fails_validation(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
+    bad = copy.deepcopy(pol.one(model(configs["staging"], artefacts), "Deployment"))
     bad["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8080"
     with pytest.raises(pytest.fail.Exception):
         validate(bad, "1.34")
@@ -152,10 +149,13 @@ def test_invalid_object_fails_validation(configs: dict[str, EnvConfig]) -> None:
 # --- Pod Security "restricted" -----------------------------------------------------------------
 
 
+@pytest.mark.orr("1.5-01", "1.5-04", "1.5-05")
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_pod_security_restricted(configs: dict[str, EnvConfig], env: str) -> None:
-    objs = model(configs[env])
-    assert pol.pod_security_restricted(pol.pod_spec(objs)) == []
+def test_pod_security_restricted(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
+    objs = model(configs[env], artefacts)
+    assert pod_security_restricted(pol.pod_spec(objs)) == []
     for namespace in pol.find(objs, "Namespace"):
         ns = namespace["metadata"]["labels"]
         for mode in ("enforce", "audit", "warn"):
@@ -201,49 +201,58 @@ def test_pod_security_restricted(configs: dict[str, EnvConfig], env: str) -> Non
     ],
 )
 def test_pod_security_rejects_bad_pod(
-    configs: dict[str, EnvConfig], mutate: Callable[[dict[str, Any]], Any], message: str
+    configs: dict[str, EnvConfig],
+    mutate: Callable[[dict[str, Any]], Any],
+    message: str,
+    artefacts: Artefacts,
 ) -> None:
-    spec = copy.deepcopy(pol.pod_spec(model(configs["prod"])))
+    spec = copy.deepcopy(pol.pod_spec(model(configs["prod"], artefacts)))
     mutate(spec)
-    errors = pol.pod_security_restricted(spec)
+    errors = pod_security_restricted(spec)
     assert any(message in e for e in errors), errors
 
 
-def test_net_bind_service_is_the_one_allowed_add(configs: dict[str, EnvConfig]) -> None:
-    spec = copy.deepcopy(pol.pod_spec(model(configs["prod"])))
+def test_net_bind_service_is_the_one_allowed_add(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
+    spec = copy.deepcopy(pol.pod_spec(model(configs["prod"], artefacts)))
     spec["containers"][0]["securityContext"]["capabilities"]["add"] = ["NET_BIND_SERVICE"]
-    assert pol.pod_security_restricted(spec) == []
+    assert pod_security_restricted(spec) == []
 
 
 # --- workload details --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_grace_period_covers_prestop_and_drain(configs: dict[str, EnvConfig], env: str) -> None:
+def test_grace_period_covers_prestop_and_drain(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
     cfg = configs[env]
-    spec = pol.pod_spec(model(cfg))
+    spec = pol.pod_spec(model(cfg, artefacts))
     prestop = spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
-    assert prestop == ["sleep", str(cfg.prestop_sleep_seconds)]
-    graceful = pol.service_config(model(cfg))["server"]["graceful_timeout"]
-    assert spec["terminationGracePeriodSeconds"] >= graceful + cfg.prestop_sleep_seconds
+    assert prestop == ["sleep", str(cfg.service.prestop_sleep_seconds)]
+    graceful = pol.service_config(model(cfg, artefacts))["server"]["graceful_timeout"]
+    assert spec["terminationGracePeriodSeconds"] >= graceful + cfg.service.prestop_sleep_seconds
 
 
 @pytest.mark.parametrize("env", ["staging", "prod"])
-def test_image_pinned_by_digest(configs: dict[str, EnvConfig], env: str) -> None:
-    image = pol.pod_spec(model(configs[env]))["containers"][0]["image"]
+def test_image_pinned_by_digest(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
+    image = pol.pod_spec(model(configs[env], artefacts))["containers"][0]["image"]
     assert "@sha256:" in image
-    tagged = dataclasses.replace(configs[env], image_tag="0.11.0", image_digest=None)
+    tagged = unchecked(configs[env], {"image.tag": "0.11.0", "image.digest": None})
     with pytest.raises(ValueError, match="digest"):
         workload.image(tagged)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_config_file_mounted_and_valid_for_the_verifier(
-    configs: dict[str, EnvConfig], env: str, tmp_path: Path
+    configs: dict[str, EnvConfig], env: str, tmp_path: Path, artefacts: Artefacts
 ) -> None:
     from cap_verifier.settings import load_settings
 
-    objs = model(configs[env])
+    objs = model(configs[env], artefacts)
     container = pol.pod_spec(objs)["containers"][0]
     env_vars = {e["name"]: e.get("value") for e in container["env"]}
     assert env_vars["CAP_VERIFIER_CONFIG"] == "/etc/cap-verifier/config.yaml"
@@ -266,271 +275,31 @@ def test_config_file_mounted_and_valid_for_the_verifier(
         assert settings.registry.url.startswith("postgresql+psycopg://cap_verifier:test%2Fpass@")
     assert settings.server.port == 8080
     assert settings.tls.enabled is False
-    assert settings.logging.level == configs[env].log_level
+    assert settings.logging.level == configs[env].service.log_level
 
 
-def test_log_levels_follow_the_design(configs: dict[str, EnvConfig]) -> None:
-    levels = {env: pol.service_config(model(c))["logging"]["level"] for env, c in configs.items()}
+@pytest.mark.orr("3.4-04", "3.4-05", "3.4-06")
+def test_log_levels_follow_the_design(configs: dict[str, EnvConfig], artefacts: Artefacts) -> None:
+    levels = {
+        env: pol.service_config(model(c, artefacts))["logging"]["level"]
+        for env, c in configs.items()
+    }
     assert levels == {"dev": "DEBUG", "staging": "DEBUG", "prod": "INFO"}
 
 
-def test_registry_volume_by_kind(configs: dict[str, EnvConfig]) -> None:
+def test_registry_volume_by_kind(configs: dict[str, EnvConfig], artefacts: Artefacts) -> None:
     for cfg in configs.values():
-        data = next(v for v in pol.pod_spec(model(cfg))["volumes"] if v["name"] == "data")
-        expected = "persistentVolumeClaim" if cfg.registry_kind == "sqlite" else "emptyDir"
+        data = next(
+            v for v in pol.pod_spec(model(cfg, artefacts))["volumes"] if v["name"] == "data"
+        )
+        expected = "persistentVolumeClaim" if cfg.registry.kind == "sqlite" else "emptyDir"
         assert expected in data, cfg.env
 
 
-def test_service_account_token_not_mounted(configs: dict[str, EnvConfig]) -> None:
+def test_service_account_token_not_mounted(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
     for cfg in configs.values():
-        objs = model(cfg)
+        objs = model(cfg, artefacts)
         assert pol.one(objs, "ServiceAccount", APP)["automountServiceAccountToken"] is False
         assert pol.pod_spec(objs)["automountServiceAccountToken"] is False
-
-
-# --- ORR lines ---------------------------------------------------------------------------------
-
-ALL = ENVIRONMENTS
-HA = ("staging", "prod")
-PROD = ("prod",)
-SQLITE = tuple(e for e in ENVIRONMENTS if e == "dev")
-
-
-Objs = list[dict[str, Any]]
-
-
-def _bad(cfg: EnvConfig, **changes: Any) -> tuple[Objs, EnvConfig]:
-    """A deliberately bad config, and the model built from it."""
-    bad = dataclasses.replace(cfg, **changes)
-    return model(bad), bad
-
-
-def _drop(cfg: EnvConfig, kind: str) -> tuple[Objs, EnvConfig]:
-    return [o for o in model(cfg) if o["kind"] != kind], cfg
-
-
-def _edit(cfg: EnvConfig, edit: Callable[[Objs], Any]) -> tuple[Objs, EnvConfig]:
-    objs = copy.deepcopy(model(cfg))
-    edit(objs)
-    return objs, cfg
-
-
-def _dns_by_namespace_only(objs: Objs) -> None:
-    """DNS egress to the whole kube-system namespace instead of kube-dns pods only."""
-    egress = pol.one(objs, "NetworkPolicy", "cap-verifier-egress")["spec"]["egress"]
-    egress[0]["to"][0].pop("podSelector")
-
-
-def _enable_pod_tls(objs: Objs) -> None:
-    data = pol.one(objs, "ConfigMap", "cap-verifier-config")["data"]
-    data["config.yaml"] = data["config.yaml"].replace("enabled: false", "enabled: true")
-
-
-# ORR id, check, environments where the line applies, a deliberately bad input.
-ORR: list[tuple[str, Check, tuple[str, ...], Bad]] = [
-    (
-        "1.1-03",
-        pol.orr_1_1_03_anti_affinity,
-        ALL,
-        lambda c: _edit(c, lambda o: pol.pod_spec(o).pop("affinity")),
-    ),
-    ("1.1-04", pol.orr_1_1_04_k8s_version, ALL, lambda c: _bad(c, k8s_version_oldest="1.23")),
-    ("1.1-05", pol.orr_1_1_05_namespace, ALL, lambda c: _bad(c, namespace="default")),
-    ("1.1-06", pol.orr_1_1_06_resource_quota, ALL, lambda c: _drop(c, "ResourceQuota")),
-    ("1.1-07", pol.orr_1_1_07_limit_range, ALL, lambda c: _drop(c, "LimitRange")),
-    (
-        "1.1-08",
-        pol.orr_1_1_08_registry_volume,
-        SQLITE,
-        lambda c: _drop(c, "PersistentVolumeClaim"),
-    ),
-    (
-        "1.2-08",
-        pol.orr_1_2_08_backend_service,
-        ALL,
-        lambda c: _edit(
-            c, lambda o: pol.one(o, "Service", APP)["spec"]["ports"][0].update(port=80)
-        ),
-    ),
-    (
-        "1.2-09",
-        pol.orr_1_2_09_health_paths,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.pod_spec(o)["containers"][0]["readinessProbe"]["httpGet"].update(
-                path="/healthz"
-            ),
-        ),
-    ),
-    ("1.3-02", pol.orr_1_3_02_hpa_deployed, HA, lambda c: _bad(c, hpa_enabled=False)),
-    ("1.3-03", pol.orr_1_3_03_hpa_min_replicas, PROD, lambda c: _bad(c, hpa_min_replicas=2)),
-    ("1.3-04", pol.orr_1_3_04_hpa_max_replicas, PROD, lambda c: _bad(c, hpa_max_replicas=10)),
-    (
-        "1.3-05",
-        pol.orr_1_3_05_hpa_cpu_target,
-        HA,
-        lambda c: _edit(
-            c,
-            lambda o: pol.one(o, "HorizontalPodAutoscaler")["spec"]["metrics"].pop(0),
-        ),
-    ),
-    (
-        "1.3-06",
-        pol.orr_1_3_06_hpa_memory_target,
-        HA,
-        lambda c: _edit(
-            c,
-            lambda o: pol.one(o, "HorizontalPodAutoscaler")["spec"]["metrics"].pop(1),
-        ),
-    ),
-    (
-        "1.3-07",
-        pol.orr_1_3_07_scale_up,
-        HA,
-        lambda c: _edit(
-            c,
-            lambda o: pol.one(o, "HorizontalPodAutoscaler")["spec"]["behavior"]["scaleUp"][
-                "policies"
-            ].append({"type": "Percent", "value": 100, "periodSeconds": 15}),
-        ),
-    ),
-    (
-        "1.3-08",
-        pol.orr_1_3_08_scale_down,
-        HA,
-        lambda c: _edit(
-            c,
-            lambda o: pol.one(o, "HorizontalPodAutoscaler")["spec"]["behavior"]["scaleDown"][
-                "policies"
-            ][0].update(value=4),
-        ),
-    ),
-    (
-        "1.3-09",
-        pol.orr_1_3_09_stabilization,
-        PROD,
-        lambda c: _bad(c, hpa_scale_down_stabilization_seconds=60),
-    ),
-    (
-        "1.4-01",
-        pol.orr_1_4_01_ingress_only_from_gateway,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.one(o, "NetworkPolicy", "cap-verifier-ingress")["spec"]["ingress"].append(
-                {"from": [{"podSelector": {}}]}
-            ),
-        ),
-    ),
-    (
-        "1.4-02",
-        pol.orr_1_4_02_egress,
-        ALL,
-        lambda c: _edit(c, _dns_by_namespace_only),
-    ),
-    ("1.4-03", pol.orr_1_4_03_default_deny, ALL, lambda c: _drop(c, "NetworkPolicy")),
-    (
-        "1.4-04",
-        pol.orr_1_4_04_no_pod_to_pod,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.one(o, "NetworkPolicy", "cap-verifier-ingress")["spec"]["ingress"].append(
-                {"from": [{"namespaceSelector": {"matchLabels": {NS_LABEL: c.namespace}}}]}
-            ),
-        ),
-    ),
-    ("1.4-05", pol.orr_1_4_05_jwks_reachable, ALL, lambda c: _bad(c, idp_jwks_port=8443)),
-    (
-        "1.5-01",
-        pol.orr_1_5_01_run_as_non_root,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.pod_spec(o)["containers"][0]["securityContext"].update(
-                runAsNonRoot=False
-            ),
-        ),
-    ),
-    (
-        "1.5-02",
-        pol.orr_1_5_02_run_as_user,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.pod_spec(o)["containers"][0]["securityContext"].update(runAsUser=0),
-        ),
-    ),
-    (
-        "1.5-03",
-        pol.orr_1_5_03_read_only_root,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.pod_spec(o)["containers"][0]["securityContext"].pop(
-                "readOnlyRootFilesystem"
-            ),
-        ),
-    ),
-    (
-        "1.5-04",
-        pol.orr_1_5_04_no_privilege_escalation,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.pod_spec(o)["containers"][0]["securityContext"].pop(
-                "allowPrivilegeEscalation"
-            ),
-        ),
-    ),
-    (
-        "1.5-05",
-        pol.orr_1_5_05_drop_all,
-        ALL,
-        lambda c: _edit(
-            c,
-            lambda o: pol.pod_spec(o)["containers"][0]["securityContext"].update(capabilities={}),
-        ),
-    ),
-    ("1.5-06", pol.orr_1_5_06_pdb, PROD, lambda c: _bad(c, pdb_min_available=1)),
-    (
-        "1.5-07",
-        pol.orr_1_5_07_drain_safe,
-        HA,
-        lambda c: _bad(c, pdb_min_available=c.hpa_min_replicas),
-    ),
-    ("1.6-01", pol.orr_1_6_01_requests, HA, lambda c: _bad(c, cpu_request="250m")),
-    ("1.6-02", pol.orr_1_6_02_limits, HA, lambda c: _bad(c, memory_limit="2Gi")),
-    (
-        "2.2-05",
-        pol.orr_2_2_05_mtls_per_env,
-        ALL,
-        lambda c: _edit(
-            c,
-            _enable_pod_tls,
-        ),
-    ),
-    (
-        "2.2-07",
-        pol.orr_2_2_07_allowed_client_sans,
-        ALL,
-        lambda c: _bad(c, require_mtls=True, allowed_client_sans=()),
-    ),
-    (
-        "2.3-07",
-        pol.orr_2_3_07_no_secrets_in_configmaps,
-        ALL,
-        lambda c: _bad(c, registry_url="postgresql+psycopg://cap:hunter2@db/cap"),
-    ),
-]
-
-
-globals().update(orr_tests(ORR))
-
-
-def test_policy_table_covers_each_line_once() -> None:
-    items = [item for item, *_ in ORR]
-    assert len(items) == len(set(items))
-    for item, check, _, _ in ORR:
-        assert check.__name__.startswith("orr_" + item.replace(".", "_").replace("-", "_"))

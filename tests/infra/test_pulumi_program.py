@@ -1,8 +1,8 @@
 """The Pulumi program under mocks, for every stack in both delivery modes: policies over what it
 registers (house style: each test returns ``Output.all(urns).apply(check)``, URNs in messages).
 
-- direct mode registers exactly ``model(cfg)`` (same content) and the platform charts as Helm
-  releases; GitOps mode only Argo CD and the bootstrap objects;
+- direct mode registers exactly ``model(cfg, artefacts)`` (same content) and the platform charts as
+  Helm releases; GitOps mode only Argo CD and the bootstrap objects;
 - every resource sits in a component, on the stack's provider and kubeconfig context;
 - later sync waves depend on earlier ones, the objects on the charts;
 - bad config and bad manifests fail before any resource exists.
@@ -23,7 +23,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+from config_edits import changed
 from infra.__main__ import build, main
+from infra.artefacts import Artefacts
+from infra.charts import ARGOCD, PLATFORM_CHARTS, Chart
 from infra.components import (
     GitOpsBootstrap,
     GitOpsBootstrapArgs,
@@ -35,7 +38,6 @@ from infra.components import (
 from infra.components.kubernetes_objects import FIRST_KINDS, WAVE_ANNOTATION
 from infra.config import ENVIRONMENTS, PROJECT, ConfigError, EnvConfig, load
 from infra.model import model
-from infra.platform import ARGOCD, PLATFORM_CHARTS, Chart
 from infra.stack import decode, stack_config
 from pulumi_mocks import Registration, Run, install, uninstall
 from ruamel.yaml import YAML
@@ -62,14 +64,18 @@ def cli_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def cli_config(env: str, **changes: Any) -> dict[str, str]:
-    """``Pulumi.<env>.yaml`` as CLI strings, some keys changed (None: removed)."""
+def cli_config(env: str, changes: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``Pulumi.<env>.yaml`` as CLI strings, some dotted keys changed (None: removed)."""
     document = YAML(typ="safe", pure=True).load((ROOT / f"Pulumi.{env}.yaml").read_text())
     values = dict(document["config"])
-    for key, value in changes.items():
-        values.pop(f"{PROJECT}:{key}", None)
+    for key, value in (changes or {}).items():
+        section, *path = key.split(".")
+        parent, last = values, f"{PROJECT}:{section}"
+        for name in path:
+            parent, last = parent[last], name
+        parent.pop(last, None)
         if value is not None:
-            values[f"{PROJECT}:{key}"] = value
+            parent[last] = value
     return {key: cli_value(value) for key, value in values.items()}
 
 
@@ -78,10 +84,10 @@ def cli_config(env: str, **changes: Any) -> dict[str, str]:
 
 @pytest.fixture
 def stack() -> Iterator[Callable[..., Run]]:
-    """``stack(env, **changes)``: fresh mocks and CLI-style config for one stack, then reset."""
+    """``stack(env, changes)``: fresh mocks and CLI-style config for one stack, then reset."""
 
-    def start(env: str, **changes: Any) -> Run:
-        return install(env, PROJECT, cli_config(env, **changes))
+    def start(env: str, changes: Mapping[str, Any] | None = None) -> Run:
+        return install(env, PROJECT, cli_config(env, changes))
 
     yield start
     uninstall()
@@ -235,7 +241,7 @@ def assert_none(problems: Problems) -> None:
 
 
 def config_of(env: str, gitops_mode: bool) -> EnvConfig:
-    return dataclasses.replace(load(env), gitops=gitops_mode)
+    return changed(load(env), {"delivery.gitops": gitops_mode})
 
 
 def stack_outputs() -> dict[str, Any]:
@@ -248,9 +254,11 @@ def stack_outputs() -> dict[str, Any]:
 @ENVS
 @MODES
 @pulumi.runtime.test
-def test_program_policies(stack: Callable[..., Run], env: str, gitops_mode: bool) -> Any:
+def test_program_policies(
+    stack: Callable[..., Run], env: str, gitops_mode: bool, artefacts: Artefacts
+) -> Any:
     """One run per stack and mode (a run costs ~0.3 s), every program policy over it."""
-    run = stack(env, gitops=gitops_mode)
+    run = stack(env, {"delivery.gitops": gitops_mode})
     main()
     cfg = config_of(env, gitops_mode)
     outputs = stack_outputs()
@@ -258,13 +266,13 @@ def test_program_policies(stack: Callable[..., Run], env: str, gitops_mode: bool
     def check(registrations: list[Registration]) -> None:
         if gitops_mode:
             # Only Argo CD and its bootstrap objects; Argo CD deploys the rest from deploy/<env>/.
-            assert_none(objects_match(registrations, gitops.bootstrap(cfg)))
+            assert_none(objects_match(registrations, gitops.bootstrap(cfg, artefacts)))
             assert_none(releases_match(registrations, [ARGOCD]))
         else:
-            assert_none(objects_match(registrations, model(cfg)))
+            assert_none(objects_match(registrations, model(cfg, artefacts)))
             assert_none(releases_match(registrations, PLATFORM_CHARTS))
         assert_none(parented(registrations))
-        assert_none(on_provider(registrations, cfg.kube_context))
+        assert_none(on_provider(registrations, cfg.cluster.kube_context))
         assert_none(ordered(registrations))
         # Not vacuous: several objects, each waiting for something.
         objects = kubernetes_objects(registrations)
@@ -292,33 +300,28 @@ def test_stack_config_decodes_cli_strings_like_the_yaml_file(
 
 
 @pytest.mark.parametrize(
-    ("key", "raw", "value"),
+    ("raw", "value"),
     [
-        ("k8s_version_oldest", "1.30", "1.30"),  # a text field: never the float 1.3
-        ("app_version", "1", "1"),
-        ("postgresql_storage_size", "10", "10"),
-        ("image_digest", "null", "null"),  # text stays text; the validator rejects it
-        ("replicas", "3", 3),
-        ("hpa_enabled", "true", True),
-        ("allowed_client_sans", '["*.example.com"]', ["*.example.com"]),
-        ("dns_pod_labels", '{"k8s-app": "kube-dns"}', {"k8s-app": "kube-dns"}),
-        ("replicas", "three", "three"),  # not JSON: left for the validator's one-line error
+        ('{"k8s_version_oldest": "1.30"}', {"k8s_version_oldest": "1.30"}),  # never 1.3
+        ('["*.example.com"]', ["*.example.com"]),
+        ("3", "3"),  # a scalar stays text; msgspec converts it by the field's type
+        ("true", "true"),
+        ("{not json", "{not json"),  # left for the validator's one-line error
     ],
 )
-def test_cli_values_decode_by_field_type(key: str, raw: str, value: Any) -> None:
-    assert decode(key, raw) == value
-    assert type(decode(key, raw)) is type(value)
+def test_cli_values_decode_sections_from_json(raw: str, value: Any) -> None:
+    assert decode(raw) == value
 
 
 @pulumi.runtime.test
-def test_runs_like_the_pulumi_language_host(stack: Callable[..., Run]) -> Any:
+def test_runs_like_the_pulumi_language_host(stack: Callable[..., Run], artefacts: Artefacts) -> Any:
     """``runpy.run_path("infra/", run_name="__main__")``, as pulumi-language-python-exec does."""
     run = stack("dev")
     runpy.run_path(str(ROOT / "infra"), run_name="__main__")
     cfg = load("dev")
 
     def check(registrations: list[Registration]) -> None:
-        assert_none(objects_match(registrations, model(cfg)))
+        assert_none(objects_match(registrations, model(cfg, artefacts)))
         assert stack_outputs()["mode"] == "direct"
 
     return run.check(check)
@@ -364,19 +367,19 @@ def test_a_later_wave_waits_for_the_wave_before(stack: Callable[..., Run]) -> An
 
 
 @pulumi.runtime.test
-def test_policies_catch_bad_programs(stack: Callable[..., Run]) -> Any:
+def test_policies_catch_bad_programs(stack: Callable[..., Run], artefacts: Artefacts) -> Any:
     run = stack("dev")
     cfg = config_of("dev", False)
-    build(cfg)
+    build(cfg, artefacts)
     k8s.core.v1.ConfigMap("stray", metadata={"name": "stray", "namespace": "default"})
 
     def check(registrations: list[Registration]) -> None:
         stray = next(r.urn for r in registrations if r.name == "stray")
         # a resource outside any component, on the default provider, not in the model
         assert parented(registrations) == [f"{stray}: top-level resource outside any component"]
-        assert [p for p in on_provider(registrations, cfg.kube_context) if stray in p]
+        assert [p for p in on_provider(registrations, cfg.cluster.kube_context) if stray in p]
         assert any("context" in p for p in on_provider(registrations, "another-context"))
-        manifests = model(cfg)
+        manifests = model(cfg, artefacts)
         assert objects_match(registrations, manifests) == [f"{stray}: not in the manifests"]
         # changed content, a missing object, a chart at another version
         changed = json.loads(json.dumps(manifests))
@@ -402,19 +405,23 @@ def test_policies_catch_bad_programs(stack: Callable[..., Run]) -> Any:
     [
         (
             "staging",
-            {"hpa_max_replicas": 1},
-            "Pulumi.staging.yaml: cap-verifier-ops:hpa_max_replicas: "
-            "expected an integer >= hpa_min_replicas",
+            {"scaling.hpa.max_replicas": 1},
+            "Pulumi.staging.yaml: cap-verifier-ops:scaling.hpa.max_replicas: "
+            "expected an integer >= min_replicas",
         ),
-        ("dev", {"host": None}, "Pulumi.dev.yaml: cap-verifier-ops:host: missing"),
-        ("prod", {"gitops": "yes"}, "Pulumi.prod.yaml: cap-verifier-ops:gitops: expected true"),
+        ("dev", {"edge.host": None}, "Pulumi.dev.yaml: cap-verifier-ops:edge.host: required key"),
+        (
+            "prod",
+            {"delivery.gitops": "yes"},
+            "Pulumi.prod.yaml: cap-verifier-ops:delivery.gitops: Expected `bool`",
+        ),
     ],
 )
 @pulumi.runtime.test
 def test_bad_config_fails_in_one_line_before_any_resource(
     stack: Callable[..., Run], env: str, changes: dict[str, Any], expected: str
 ) -> None:
-    run = stack(env, **changes)
+    run = stack(env, changes)
     with pytest.raises(ConfigError) as raised:
         main()
     assert str(raised.value).startswith(expected), str(raised.value)

@@ -25,10 +25,10 @@ from typing import Annotated, Any, Literal
 
 import httpx
 import msgspec
-import yaml
 from msgspec import Meta, Struct
+from ruamel.yaml.constructor import SafeConstructor
 
-from cap_verifier.typed_yaml import ConfigError, load_typed
+from cap_verifier.typed_yaml import ConfigError, load_typed, yaml_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "infra" / "crds.lock"
@@ -150,26 +150,53 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-class _CrdLoader(yaml.CSafeLoader):
-    """libyaml's safe loader, reading a bare ``=`` (YAML 1.1's "value" tag) as the string ``=``,
-    as Kubernetes (YAML 1.2) does; AlertmanagerConfig's matchType enum holds one."""
+class _CrdConstructor(SafeConstructor):
+    """Reads a bare ``=`` as the string ``=``, as Kubernetes does (the parser would otherwise
+    resolve it to YAML 1.1's "value" tag); AlertmanagerConfig's matchType enum holds one."""
 
 
-_CrdLoader.add_constructor(
-    "tag:yaml.org,2002:value",
-    lambda loader, node: loader.construct_scalar(node),  # type: ignore[arg-type]
-)
+_CrdConstructor.add_constructor("tag:yaml.org,2002:value", SafeConstructor.construct_yaml_str)
 
 
 def parse(data: bytes) -> dict[str, Any]:
-    """A CRD document (libyaml: ten times faster than pure Python on these 10 MB)."""
-    loaded: dict[str, Any] = yaml.load(data, Loader=_CrdLoader)  # noqa: S506 (a safe loader)
+    """A CRD document, read as Kubernetes reads it."""
+    yaml = yaml_loader()
+    yaml.Constructor = _CrdConstructor
+    loaded: dict[str, Any] = yaml.load(data)
     return loaded
 
 
-def kubeconform_schemas(pin: CrdPin, data: bytes) -> dict[str, str]:
+def parsed_path(pin: CrdPin, cache: Path) -> Path:
+    """The CRD of ``pin`` as JSON, beside its YAML: parsed once by ``make crds`` (the pure-Python
+    YAML parser takes seconds for these 10 MB; JSON loads in milliseconds)."""
+    return cache / pin.group / f"{pin.plural}.json"
+
+
+def _parsed_document(pin: CrdPin, data: bytes) -> str:
+    """The JSON cache entry: the parsed CRD, bound to the sha256 of the bytes it came from."""
+    return json.dumps({"sha256": pin.sha256, "crd": parse(data)}, sort_keys=True)
+
+
+def read_parsed(pin: CrdPin, cache: Path | None = None) -> dict[str, Any]:
+    """The parsed CRD of ``pin`` from the verified cache (its YAML checked against the pin)."""
+    cache = cache or cache_dir()
+    read_cached(pin, cache)
+    path = parsed_path(pin, cache)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise CrdError(
+            f"{pin.relpath}: no parsed copy in the CRD cache: run `{FILL_COMMAND}`"
+        ) from None
+    if entry.get("sha256") != pin.sha256:
+        raise CrdError(f"{pin.relpath}: the parsed copy is of another file: run `{FILL_COMMAND}`")
+    crd: dict[str, Any] = entry["crd"]
+    return crd
+
+
+def kubeconform_schemas(pin: CrdPin, document: dict[str, Any]) -> dict[str, str]:
     """``<group>/<kind>_<version>.json`` → JSON schema, for every served version."""
-    crd = msgspec.convert(parse(data), _CrdDocument)
+    crd = msgspec.convert(document, _CrdDocument)
     return {
         f"{pin.group}/{pin.kind.lower()}_{v.name}.json": json.dumps(
             v.schema_["openAPIV3Schema"], indent=2, sort_keys=True
@@ -194,6 +221,13 @@ class _CrdDocument(Struct, frozen=True):
     spec: _CrdSpec
 
 
+def _parsed_current(pin: CrdPin, path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("sha256") == pin.sha256)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class FillReport:
     verified: int = 0
@@ -215,9 +249,11 @@ def fill(
             data = verified(pin, fetched, source)
             _write_atomically(target, data)
             report.fetched += 1
-        written = (cache / KUBECONFORM / pin.group).glob(f"{pin.kind.lower()}_*.json")
-        if fetch or not any(written):
-            for name, text in kubeconform_schemas(pin, data).items():
+        parsed = parsed_path(pin, cache)
+        if fetch or not _parsed_current(pin, parsed):
+            document = _parsed_document(pin, data)
+            _write_atomically(parsed, document.encode("utf-8"))
+            for name, text in kubeconform_schemas(pin, json.loads(document)["crd"]).items():
                 _write_atomically(cache / KUBECONFORM / name, text.encode("utf-8"))
         report.verified += 1
     return report

@@ -1,0 +1,74 @@
+"""The generated monitoring artefacts that the model embeds, read once at the edge.
+
+``model(cfg, artefacts)`` does no file I/O: the callers at the edge (``make render``, the Pulumi
+entry point, the test fixtures) read the rule files, the Alertmanager routing, the dashboards and
+the monitoring table here, into one frozen :class:`Artefacts` value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cap_ops import monitoring
+from cap_ops.monitoring import Monitoring
+from cap_verifier.typed_yaml import ConfigError, read_yaml
+from infra.config import REPO_ROOT
+
+RULES_GLOB = "*.rules.yaml"
+DASHBOARDS_GLOB = "*.json"
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    rule_groups: tuple[Mapping[str, Any], ...]
+    """The ``groups`` of every ``alerts/*.rules.yaml``, in file-name order."""
+    alertmanager: Mapping[str, Any]
+    """``alerts/alertmanager.yml``: routing tree, inhibit rules, receivers."""
+    dashboards: tuple[tuple[str, str], ...]
+    """``(file name, JSON text)`` of every ``dashboards/*.json``, in file-name order."""
+    monitoring: Monitoring
+    """The monitoring table (``alerts/config.yaml``): the canary's limits come from it."""
+
+
+def _rule_groups(directory: Path) -> tuple[Mapping[str, Any], ...]:
+    groups: list[Mapping[str, Any]] = []
+    for path in sorted(directory.glob(RULES_GLOB)):
+        document = read_yaml(path, path.name)
+        if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
+            raise ConfigError(f"{path.name}: groups: expected a list")
+        groups.extend(document["groups"])
+    if not groups:
+        raise ConfigError(f"{directory}: no rule groups in {RULES_GLOB}")
+    return tuple(groups)
+
+
+def _dashboards(directory: Path) -> tuple[tuple[str, str], ...]:
+    found = []
+    for path in sorted(directory.glob(DASHBOARDS_GLOB)):
+        text = path.read_text(encoding="utf-8")
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{path.name}: not valid JSON: {exc}") from None
+        found.append((path.name, text))
+    if not found:
+        raise ConfigError(f"{directory}: no dashboards ({DASHBOARDS_GLOB})")
+    return tuple(found)
+
+
+def load(root: Path = REPO_ROOT) -> Artefacts:
+    """Read every artefact under ``root``; a missing or broken one is a one-line ConfigError."""
+    alerts = root / "alerts"
+    alertmanager = read_yaml(alerts / "alertmanager.yml", "alertmanager.yml")
+    if not isinstance(alertmanager, dict):
+        raise ConfigError("alertmanager.yml: expected a mapping")
+    return Artefacts(
+        rule_groups=_rule_groups(alerts),
+        alertmanager=alertmanager,
+        dashboards=_dashboards(root / "dashboards"),
+        monitoring=monitoring.load(alerts / "config.yaml"),
+    )
