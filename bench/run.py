@@ -22,13 +22,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from cap_ops.devkit.jwks_server import JWKSServer
+from cap_ops.devkit.pki import make_pki
+from cap_ops.devkit.service import ServiceProcess, service_config
+from cap_ops.devkit.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint
 
-from support.jwks_server import JWKSServer  # noqa: E402
-from support.pki import make_pki  # noqa: E402
-from support.service import ServiceProcess, service_config  # noqa: E402
-from support.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 POLICY_YAML = (ROOT / "tools" / "cap_ops" / "localenv" / "lksg_v1.policy.yml").read_text()
 VERIFY_BODY = {

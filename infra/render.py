@@ -17,6 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from cap_ops.generated import write_or_check
 from infra import gitops
 from infra.artefacts import Artefacts
 from infra.artefacts import load as load_artefacts
@@ -92,10 +93,8 @@ def write(out: Path, root: Path = REPO_ROOT) -> list[Path]:
         for stale in sorted([*target.glob("*.yaml"), *target.glob(f"{BOOTSTRAP}/*.yaml")]):
             if stale.relative_to(target).as_posix() not in files:
                 stale.unlink()
-        for name, content in files.items():
-            path = target / name
-            path.write_bytes(content.encode("utf-8"))
-            written.append(path)
+        write_or_check(files, target, "make render", check=False)
+        written += [target / name for name in files]
     return written
 
 

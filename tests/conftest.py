@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.jwks_server import JWKSServer
-from support.pki import PKI, make_pki
+from cap_ops.devkit.jwks_server import JWKSServer
+from cap_ops.devkit.pki import PKI, make_pki
+from cap_ops.devkit.service import ServiceProcess, service_config
+from cap_ops.devkit.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint
+from cap_verifier.domain.ir import IR
 from support.postgres import postgres_url
-from support.service import ServiceProcess, service_config
-from support.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint
 from support.vectors import LKSG_YAML
 
 __all__ = ["postgres_url"]  # a fixture, shared with every test folder
@@ -51,6 +51,7 @@ def make_service(
             key=pki.server.key,
             ca_cert=pki.ca_cert,
             jwks_url=jwks_server.url,
+            registry_url=None,  # SQLite in workdir; a ``registry`` section overrides it
             issuer=ISSUER,
             audience=AUDIENCE,
             **sections,
@@ -90,13 +91,8 @@ def lksg_policy_yaml() -> str:
 
 
 @pytest.fixture(scope="session")
-def lksg_ir() -> dict[str, Any]:
+def lksg_ir() -> IR:
     """The IR v1 of the §2.2 test vector."""
     from cap_verifier.domain import compile_policy_v2, load_policy_yaml
 
     return compile_policy_v2(load_policy_yaml(LKSG_YAML), "strict").ir
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    return tmp_path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cap_verifier import paths
 from infra.config import EnvConfig
 from infra.model.certs import HTTP_LISTENER, secret_name
 from infra.model.common import APP, PORT, Manifest, metadata
@@ -14,7 +15,7 @@ ENVOY_GATEWAY = "gateway.envoyproxy.io/v1alpha1"
 HTTPS_LISTENER = "https"
 ENVOY_GATEWAY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
 # The API paths only: /metrics is scraped inside the cluster and never routed.
-API_PATHS = ("/healthz", "/readyz", "/openapi.yaml", "/policy", "/verify")
+API_PATHS = paths.PUBLIC
 
 
 def gateway(cfg: EnvConfig) -> Manifest:

@@ -6,6 +6,7 @@ import copy
 import re
 from typing import Any
 
+from cap_verifier import paths
 from infra.artefacts import Artefacts
 from infra.config import EnvConfig
 from infra.model.common import APP, PORT_NAME, Manifest, metadata, selector_labels
@@ -43,7 +44,7 @@ def service_monitor(cfg: EnvConfig) -> Manifest:
             "selector": {"matchLabels": selector_labels(cfg)},
             "namespaceSelector": {"matchNames": [cfg.namespace]},
             "endpoints": [
-                {"port": PORT_NAME, "path": "/metrics", "interval": "30s", "scheme": "http"}
+                {"port": PORT_NAME, "path": paths.METRICS, "interval": "30s", "scheme": "http"}
             ],
         },
     }

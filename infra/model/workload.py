@@ -8,6 +8,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from cap_verifier import paths
 from infra.config import DIGEST_ENVIRONMENTS, EnvConfig
 from infra.model import rollout
 from infra.model.common import (
@@ -193,9 +194,9 @@ def container(cfg: EnvConfig) -> dict[str, Any]:
                 "memory": cfg.service.resources.memory_limit,
             },
         },
-        "startupProbe": _probe("/healthz", 2, 30),
-        "livenessProbe": _probe("/healthz", 10, 3),
-        "readinessProbe": _probe("/readyz", 5, 2),
+        "startupProbe": _probe(paths.HEALTHZ, 2, 30),
+        "livenessProbe": _probe(paths.HEALTHZ, 10, 3),
+        "readinessProbe": _probe(paths.READYZ, 5, 2),
         "lifecycle": {
             "preStop": {"exec": {"command": ["sleep", str(cfg.service.prestop_sleep_seconds)]}}
         },

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cap_verifier import paths
 from infra.charts import ENVOY_GATEWAY, KUBE_PROMETHEUS_STACK
 from infra.config import EnvConfig
 from infra.policies.manifests import (
@@ -164,7 +165,7 @@ def backend_service(objs: Objs, cfg: EnvConfig) -> list[str]:
 def health_paths(objs: Objs, cfg: EnvConfig) -> list[str]:
     c = pod_spec(objs)["containers"][0]
     errors = []
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    for probe, path in (("livenessProbe", paths.HEALTHZ), ("readinessProbe", paths.READYZ)):
         if c.get(probe, {}).get("httpGet", {}).get("path") != path:
             errors.append(f"{probe} is not GET {path}")
     return errors
@@ -689,7 +690,7 @@ def health_paths_routed(objs: Objs, cfg: EnvConfig) -> list[str]:
     route = _api_route(objs, cfg)
     if route is None:
         return ["no HTTPRoute on the Gateway's HTTPS listener"]
-    return [f"{path} is not routed" for path in ("/healthz", "/readyz") if not routed(route, path)]
+    return [f"{path} is not routed" for path in paths.PROBES if not routed(route, path)]
 
 
 def _client_tls(objs: Objs, cfg: EnvConfig) -> dict[str, Any] | None:

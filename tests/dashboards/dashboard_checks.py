@@ -134,7 +134,9 @@ def layout_problems(board: Board) -> list[str]:
     for panel in placed:
         pos = panel.get("gridPos") or {}
         x, y, w, h = (pos.get(k) for k in ("x", "y", "w", "h"))
-        if not all(isinstance(v, int) for v in (x, y, w, h)):
+        if not (
+            isinstance(x, int) and isinstance(y, int) and isinstance(w, int) and isinstance(h, int)
+        ):
             problems.append(f"{panel.get('title')!r}: gridPos incomplete: {pos}")
             continue
         if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > GRID_WIDTH:
@@ -176,7 +178,7 @@ def unknown_metrics(board: Board, exposed: set[str], recorded: set[str]) -> set[
 
 
 def recording_rules() -> set[str]:
-    names = set()
+    names: set[str] = set()
     for path in sorted(ALERTS.glob("*.rules.yaml")):
         for group in load_yaml(path)["groups"]:
             names.update(rule["record"] for rule in group["rules"] if "record" in rule)
@@ -184,7 +186,7 @@ def recording_rules() -> set[str]:
 
 
 def alerts() -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for path in sorted(ALERTS.glob("*.rules.yaml")):
         for group in load_yaml(path)["groups"]:
             found.extend(rule for rule in group["rules"] if "alert" in rule)

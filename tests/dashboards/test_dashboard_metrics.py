@@ -19,9 +19,9 @@ from dashboard_checks import (
     unknown_metrics,
 )
 
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import SigningKey, bearer, mint
 from support.metrics import scrape
-from support.service import ServiceProcess
-from support.tokens import SigningKey, bearer, mint
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from joserfc.jwt import JWTClaimsRegistry
+from werkzeug.test import TestResponse
 
 from cap_dev_idp.app import create_app
 from cap_dev_idp.settings import Settings, load_settings
@@ -108,7 +109,7 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Basic {raw}"}
 
 
-TokenRequest = Callable[..., Any]
+TokenRequest = Callable[..., TestResponse]
 
 
 @pytest.fixture
@@ -121,7 +122,7 @@ def request_token(client: FlaskClient, idp_files: IdpFiles) -> TokenRequest:
         scope: str | None = None,
         grant_type: str = "client_credentials",
         method: str = "basic",
-    ) -> Any:
+    ) -> TestResponse:
         secret = idp_files.secrets[client_id] if secret is None else secret
         form = {"grant_type": grant_type}
         if scope is not None:
@@ -134,7 +135,7 @@ def request_token(client: FlaskClient, idp_files: IdpFiles) -> TokenRequest:
     return post
 
 
-def _decode_token(token: str, jwks: dict[str, Any], issuer: str = ISSUER) -> jwt.Token:
+def _decode_token(token: str, jwks: KeySetSerialization, issuer: str = ISSUER) -> jwt.Token:
     """Verify an access token as the verifier does: RS256 only, iss, aud, exp, nbf, iat."""
     decoded = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256"])
     JWTClaimsRegistry(

@@ -6,28 +6,40 @@ import io
 import json
 import os
 import stat
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from argon2 import PasswordHasher
+from flask.testing import FlaskClient
+from joserfc import jwt
 from joserfc.errors import JoseError
 
 from cap_dev_idp.app import create_app
 from cap_dev_idp.cli import main
+from cap_dev_idp.settings import Settings
+
+if TYPE_CHECKING:
+    from conftest import IdpFiles, TokenRequest
 
 
-def kids(client) -> list[str]:
+def kids(client: FlaskClient) -> list[str]:
     return [jwk["kid"] for jwk in client.get("/.well-known/jwks.json").get_json()["keys"]]
 
 
-def rotate(idp_files, capsys) -> str:
+def rotate(idp_files: IdpFiles, capsys: pytest.CaptureFixture[str]) -> str:
     assert main(["rotate-key", "--config", str(idp_files.config)]) == 0
     out = capsys.readouterr().out
     return out.splitlines()[0].removeprefix("current: ")
 
 
 def test_key_rotation_keeps_the_previous_key_and_drops_the_oldest(
-    client, request_token, decode_token, idp_files, capsys
-):
+    client: FlaskClient,
+    request_token: TokenRequest,
+    decode_token: Callable[..., jwt.Token],
+    idp_files: IdpFiles,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     (kid1,) = kids(client)
     token1 = request_token().get_json()["access_token"]
 
@@ -53,14 +65,18 @@ def test_key_rotation_keeps_the_previous_key_and_drops_the_oldest(
         assert stat.S_IMODE(pem.stat().st_mode) == 0o600
 
 
-def test_broken_key_directory_keeps_the_last_good_keys(client, idp_files):
+def test_broken_key_directory_keeps_the_last_good_keys(
+    client: FlaskClient, idp_files: IdpFiles
+) -> None:
     before = kids(client)
     (idp_files.keys_dir / "keys.json").write_text('{"current": "missing"}', encoding="utf-8")
     assert kids(client) == before
 
 
 @pytest.mark.usefixtures("app")  # the app creates the first signing key
-def test_group_readable_private_key_is_refused(idp_files, capsys):
+def test_group_readable_private_key_is_refused(
+    idp_files: IdpFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     (pem,) = idp_files.keys_dir.glob("*.pem")
     os.chmod(pem, 0o644)
     assert main(["rotate-key", "--config", str(idp_files.config)]) == 2
@@ -69,7 +85,9 @@ def test_group_readable_private_key_is_refused(idp_files, capsys):
     assert "0644" in err
 
 
-def test_rotate_secret_old_stops_new_works_nothing_clear_on_disk(request_token, idp_files, capsys):
+def test_rotate_secret_old_stops_new_works_nothing_clear_on_disk(
+    request_token: TokenRequest, idp_files: IdpFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     old = idp_files.secrets["ci-runner"]
     assert request_token(secret=old).status_code == 200
 
@@ -91,14 +109,16 @@ def test_rotate_secret_old_stops_new_works_nothing_clear_on_disk(request_token, 
     assert request_token(client_id="metrics-scraper").status_code == 200
 
 
-def test_rotate_secret_of_an_unknown_client_fails(idp_files, capsys):
+def test_rotate_secret_of_an_unknown_client_fails(
+    idp_files: IdpFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["rotate-secret", "--config", str(idp_files.config), "--client-id", "nobody"]) == 1
     assert "nobody" in capsys.readouterr().err
 
 
 def test_add_client_prints_the_secret_once_and_the_server_accepts_it(
-    request_token, idp_files, capsys
-):
+    request_token: TokenRequest, idp_files: IdpFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["add-client", "--config", str(idp_files.config), "--client-id", "newcomer"]
     assert main([*args, "--scopes", "policy:compile policy:read"]) == 0
     secret = capsys.readouterr().out.strip()
@@ -112,12 +132,16 @@ def test_add_client_prints_the_secret_once_and_the_server_accepts_it(
     assert "already exists" in capsys.readouterr().err
 
 
-def test_broken_clients_file_keeps_the_last_good_clients(request_token, idp_files):
+def test_broken_clients_file_keeps_the_last_good_clients(
+    request_token: TokenRequest, idp_files: IdpFiles
+) -> None:
     idp_files.clients_file.write_text("clients: [{client_id: x}]\n", encoding="utf-8")
     assert request_token().status_code == 200
 
 
-def test_hash_secret_reads_stdin(monkeypatch, capsys):
+def test_hash_secret_reads_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-value\n"))
     assert main(["hash-secret"]) == 0
     out = capsys.readouterr().out.strip()
@@ -126,7 +150,9 @@ def test_hash_secret_reads_stdin(monkeypatch, capsys):
     assert PasswordHasher().verify(out, "s3cret-value")
 
 
-def test_first_start_creates_a_private_key_directory(settings, idp_files):
+def test_first_start_creates_a_private_key_directory(
+    settings: Settings, idp_files: IdpFiles
+) -> None:
     assert not idp_files.keys_dir.exists()
     create_app(settings)
     manifest = json.loads((idp_files.keys_dir / "keys.json").read_text(encoding="utf-8"))

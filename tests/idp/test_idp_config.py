@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
 from cap_dev_idp.cli import main
+from support.idp import IDP_COMMAND
 
-
-def cli_command() -> list[str]:
-    script = Path(sys.executable).parent / "cap-dev-idp"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cap_dev_idp"]
+if TYPE_CHECKING:
+    from conftest import IdpFiles
 
 
 @pytest.fixture
-def tls_files(idp_files) -> Path:
+def tls_files(idp_files: IdpFiles) -> Path:
     """A trustme certificate and PKCS#8 key where the configuration expects them."""
     tls = idp_files.root / "tls"
     tls.mkdir()
@@ -90,8 +89,8 @@ CASES = {
 )
 @pytest.mark.usefixtures("tls_files")  # the configuration is the only thing wrong
 def test_bad_config_value_exits_2_with_one_line_naming_the_key(
-    idp_files, capsys, old, new, expected
-):
+    idp_files: IdpFiles, capsys: pytest.CaptureFixture[str], old: str, new: str, expected: str
+) -> None:
     text = idp_files.config.read_text(encoding="utf-8")
     assert old in text
     idp_files.write_config(text.replace(old, new, 1))
@@ -106,20 +105,26 @@ def test_bad_config_value_exits_2_with_one_line_naming_the_key(
     assert captured.out == ""
 
 
-def test_tls_key_must_be_pkcs8(idp_files, tls_files, capsys):
+def test_tls_key_must_be_pkcs8(
+    idp_files: IdpFiles, tls_files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     leaf = trustme.CA().issue_cert("127.0.0.1")
     (tls_files / "server.key").write_bytes(leaf.private_key_pem.bytes())  # "EC PRIVATE KEY"
     assert main(["serve", "--config", str(idp_files.config)]) == 2
     assert capsys.readouterr().err.startswith("config error: server.key: expected an unencrypted")
 
 
-def test_missing_certificate_is_named(idp_files, capsys):
+def test_missing_certificate_is_named(
+    idp_files: IdpFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["serve", "--config", str(idp_files.config)]) == 2
     assert capsys.readouterr().err.startswith("config error: server.cert: cannot read ")
 
 
 @pytest.mark.usefixtures("tls_files")
-def test_clear_secret_in_the_clients_file_is_refused(idp_files, capsys):
+def test_clear_secret_in_the_clients_file_is_refused(
+    idp_files: IdpFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     idp_files.clients_file.write_text(
         "clients:\n  - client_id: a\n    client_secret: hunter2\n    scopes: [x]\n",
         encoding="utf-8",
@@ -132,10 +137,10 @@ def test_clear_secret_in_the_clients_file_is_refused(idp_files, capsys):
     assert "hunter2" not in err
 
 
-def test_console_script_exits_2_with_one_line(idp_files):
+def test_console_script_exits_2_with_one_line(idp_files: IdpFiles) -> None:
     idp_files.write_config(port=99999)
     result = subprocess.run(
-        [*cli_command(), "serve", "--config", str(idp_files.config)],
+        [*IDP_COMMAND, "serve", "--config", str(idp_files.config)],
         capture_output=True,
         text=True,
         timeout=30,

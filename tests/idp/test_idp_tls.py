@@ -6,42 +6,39 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
+from joserfc import jwt
 
+from cap_ops.devkit.net import free_port
+from cap_ops.poll import wait_until
+from support.idp import IDP_COMMAND
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli_command() -> list[str]:
-    script = Path(sys.executable).parent / "cap-dev-idp"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cap_dev_idp"]
+if TYPE_CHECKING:
+    from conftest import IdpFiles
 
 
 def wait_ready(url: str, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, verify=ctx, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail(f"server not ready in 15 s:\n{log.read_text()}")
+        return httpx.get(url, verify=ctx, timeout=1).status_code == 200
+
+    try:
+        wait_until(ready, 15, url, interval=0.1, ignore=(httpx.TransportError,))
+    except TimeoutError:
+        pytest.fail(f"server not ready in 15 s:\n{log.read_text()}")
 
 
 @pytest.fixture
-def ca(idp_files) -> trustme.CA:
+def ca(idp_files: IdpFiles) -> trustme.CA:
     """A trustme CA, and a server certificate with a PKCS#8 key in tls/."""
     authority = trustme.CA()
     leaf = authority.issue_cert("127.0.0.1", "localhost")
@@ -59,7 +56,9 @@ def ca(idp_files) -> trustme.CA:
     return authority
 
 
-def test_serve_over_tls13(idp_files, ca, decode_token):
+def test_serve_over_tls13(
+    idp_files: IdpFiles, ca: trustme.CA, decode_token: Callable[..., jwt.Token]
+) -> None:
     port = free_port()
     base = f"https://127.0.0.1:{port}"
     idp_files.write_config(issuer=base, port=port)
@@ -69,7 +68,7 @@ def test_serve_over_tls13(idp_files, ca, decode_token):
 
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*cli_command(), "serve", "--config", str(idp_files.config)],
+            [*IDP_COMMAND, "serve", "--config", str(idp_files.config)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -110,7 +109,7 @@ def test_serve_over_tls13(idp_files, ca, decode_token):
 
         # A key rotated offline is served by the running process, without restart.
         rotated = subprocess.run(
-            [*cli_command(), "rotate-key", "--config", str(idp_files.config)],
+            [*IDP_COMMAND, "rotate-key", "--config", str(idp_files.config)],
             capture_output=True,
             text=True,
             timeout=30,

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from flask.testing import FlaskClient
+from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from cap_dev_idp.logs import LOGGER_NAME, JsonFormatter
+
+if TYPE_CHECKING:
+    from conftest import IdpFiles, TokenRequest
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth"}
 
 
 def test_token_for_a_valid_client_verifies_against_the_served_jwks(
-    client, request_token, decode_token
-):
+    client: FlaskClient, request_token: TokenRequest, decode_token: Callable[..., jwt.Token]
+) -> None:
     response = request_token()
 
     assert response.status_code == 200
@@ -39,21 +44,21 @@ def test_token_for_a_valid_client_verifies_against_the_served_jwks(
     assert len(claims["jti"]) >= 16
 
 
-def test_client_secret_post_is_accepted(request_token):
+def test_client_secret_post_is_accepted(request_token: TokenRequest) -> None:
     response = request_token(method="post")
     assert response.status_code == 200
     assert response.get_json()["scope"] == "verify:run policy:read"
 
 
 @pytest.mark.parametrize("method", ["basic", "post"])
-def test_wrong_secret_is_401_invalid_client(request_token, method):
+def test_wrong_secret_is_401_invalid_client(request_token: TokenRequest, method: str) -> None:
     response = request_token(secret="not-the-secret", method=method)
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
     assert "access_token" not in response.get_json()
 
 
-def test_unknown_client_is_invalid_client(request_token):
+def test_unknown_client_is_invalid_client(request_token: TokenRequest) -> None:
     response = request_token(client_id="nobody", secret="whatever")
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
@@ -64,13 +69,15 @@ def test_unknown_client_is_invalid_client(request_token):
     assert response.get_json()["error"] == "invalid_client"
 
 
-def test_unsupported_grant_type(request_token):
+def test_unsupported_grant_type(request_token: TokenRequest) -> None:
     response = request_token(grant_type="password")
     assert response.status_code == 400
     assert response.get_json()["error"] == "unsupported_grant_type"
 
 
-def test_requested_scope_subset_is_granted(request_token, client, decode_token):
+def test_requested_scope_subset_is_granted(
+    request_token: TokenRequest, client: FlaskClient, decode_token: Callable[..., jwt.Token]
+) -> None:
     response = request_token(scope="policy:read")
     assert response.status_code == 200
     assert response.get_json()["scope"] == "policy:read"
@@ -79,13 +86,15 @@ def test_requested_scope_subset_is_granted(request_token, client, decode_token):
 
 
 @pytest.mark.parametrize("scope", ["metrics:read", "verify:run metrics:read", "admin"])
-def test_scope_outside_the_clients_scopes_is_invalid_scope(request_token, scope):
+def test_scope_outside_the_clients_scopes_is_invalid_scope(
+    request_token: TokenRequest, scope: str
+) -> None:
     response = request_token(scope=scope)
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_scope"
 
 
-def test_jwks_holds_public_keys_only(client):
+def test_jwks_holds_public_keys_only(client: FlaskClient) -> None:
     response = client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     keys = response.get_json()["keys"]
@@ -97,7 +106,7 @@ def test_jwks_holds_public_keys_only(client):
         assert not RSAKey.import_key(jwk).is_private
 
 
-def test_discovery_document(client):
+def test_discovery_document(client: FlaskClient) -> None:
     doc = client.get("/.well-known/openid-configuration").get_json()
     assert doc == {
         "issuer": "https://idp.test",
@@ -110,7 +119,7 @@ def test_discovery_document(client):
     }
 
 
-def test_token_endpoint_refuses_get(client: FlaskClient):
+def test_token_endpoint_refuses_get(client: FlaskClient) -> None:
     assert client.get("/oauth/token").status_code == 405
 
 
@@ -134,7 +143,9 @@ def log_lines() -> Iterator[list[str]]:
     logger.setLevel(old_level)
 
 
-def test_logs_are_json_lines_without_secrets_or_tokens(request_token, idp_files, log_lines):
+def test_logs_are_json_lines_without_secrets_or_tokens(
+    request_token: TokenRequest, idp_files: IdpFiles, log_lines: list[str]
+) -> None:
     token = request_token().get_json()["access_token"]
     request_token(secret="wrong-secret-value", method="post")
 

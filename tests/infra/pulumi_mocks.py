@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 import pulumi
 from pulumi.runtime import mocks, rpc, settings
 
 STACK_TYPE = "pulumi:pulumi:Stack"
+
+P = ParamSpec("P")
+# Not annotated in the SDK: its wrapper calls the test, then awaits the Output it returns.
+_runtime_test: Callable[[Callable[..., object]], Callable[..., None]] = pulumi.runtime.test
+
+
+def pulumi_test(fn: Callable[P, object]) -> Callable[P, None]:
+    """``pulumi.runtime.test``, typed: the test runs with the same arguments, and whatever
+    ``Output`` it returns is awaited (a failed policy fails the test)."""
+    return _runtime_test(fn)
 
 
 def plain(value: Any) -> Any:
@@ -63,7 +73,8 @@ class RecordingMonitor(mocks.MockMonitor):
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        register: Callable[[Any], Any] = super().RegisterResource  # not annotated in the SDK
+        response = register(request)
         inputs = {} if request.type == STACK_TYPE else rpc.deserialize_properties(request.object)
         self.registrations.append(
             Registration(

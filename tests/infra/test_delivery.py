@@ -209,6 +209,7 @@ def test_registry_url_reaches_the_pods_from_external_secrets(
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         assert config["url_file"] == f"{mounts['registry-url']}/url"
     store = pol.one(objs, "ClusterSecretStore")["spec"]
+    assert cfg.database is not None  # prod: a postgresql registry, so its cluster
     assert store["conditions"] == [{"namespaces": [cfg.namespace, cfg.database.namespace]}]
 
 

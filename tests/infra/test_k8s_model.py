@@ -65,9 +65,7 @@ def test_render_matches_committed_deploy(tmp_path: Path) -> None:
         committed = _tree(ROOT / "deploy" / env)
         assert sorted(fresh) == sorted(committed), f"deploy/{env}: file set drifted; re-render"
         for name, content in fresh.items():
-            assert content == committed[name], (
-                f"deploy/{env}/{name} drifted: run python -m infra.render"
-            )
+            assert content == committed[name], f"deploy/{env}/{name} drifted: run make render"
 
 
 def test_render_lists_every_file_in_kustomization(

@@ -35,11 +35,11 @@ from infra.components import (
     PlatformCharts,
     PlatformChartsArgs,
 )
-from infra.components.kubernetes_objects import FIRST_KINDS, WAVE_ANNOTATION
+from infra.components.kubernetes_objects import FIRST_KINDS
 from infra.config import ENVIRONMENTS, PROJECT, ConfigError, EnvConfig, load
-from infra.model import model
+from infra.model import WAVE_ANNOTATION, model
 from infra.stack import decode, stack_config
-from pulumi_mocks import Registration, Run, install, uninstall
+from pulumi_mocks import Registration, Run, install, pulumi_test, uninstall
 from ruamel.yaml import YAML
 
 from infra import gitops
@@ -132,7 +132,7 @@ def releases_match(registrations: Sequence[Registration], charts: Sequence[Chart
     expected = {c.name: c for c in charts}
     problems = [f"{registered[n].urn}: not a chart" for n in registered.keys() - expected]
     problems += [f"chart {n}: no release" for n in expected.keys() - registered]
-    for name in registered.keys() & expected.keys():
+    for name in expected.keys() & registered.keys():
         chart, inputs = expected[name], registered[name].inputs
         source = (
             {"chart": f"oci://{chart.repo_url}/{chart.chart}"}
@@ -253,7 +253,7 @@ def stack_outputs() -> dict[str, Any]:
 
 @ENVS
 @MODES
-@pulumi.runtime.test
+@pulumi_test
 def test_program_policies(
     stack: Callable[..., Run], env: str, gitops_mode: bool, artefacts: Artefacts
 ) -> Any:
@@ -289,7 +289,7 @@ def test_program_policies(
 
 
 @ENVS
-@pulumi.runtime.test
+@pulumi_test
 def test_stack_config_decodes_cli_strings_like_the_yaml_file(
     stack: Callable[..., Run], env: str
 ) -> None:
@@ -313,7 +313,7 @@ def test_cli_values_decode_sections_from_json(raw: str, value: Any) -> None:
     assert decode(raw) == value
 
 
-@pulumi.runtime.test
+@pulumi_test
 def test_runs_like_the_pulumi_language_host(stack: Callable[..., Run], artefacts: Artefacts) -> Any:
     """``runpy.run_path("infra/", run_name="__main__")``, as pulumi-language-python-exec does."""
     run = stack("dev")
@@ -327,7 +327,7 @@ def test_runs_like_the_pulumi_language_host(stack: Callable[..., Run], artefacts
     return run.check(check)
 
 
-@pulumi.runtime.test
+@pulumi_test
 def test_a_later_wave_waits_for_the_wave_before(stack: Callable[..., Run]) -> Any:
     def manifest(kind: str, name: str, wave: int, **more: Any) -> dict[str, Any]:
         meta = {"name": name, "annotations": {WAVE_ANNOTATION: str(wave)}}
@@ -366,7 +366,7 @@ def test_a_later_wave_waits_for_the_wave_before(stack: Callable[..., Run]) -> An
 # --- the policies catch bad programs -------------------------------------------------------------
 
 
-@pulumi.runtime.test
+@pulumi_test
 def test_policies_catch_bad_programs(stack: Callable[..., Run], artefacts: Artefacts) -> Any:
     run = stack("dev")
     cfg = config_of("dev", False)
@@ -417,7 +417,7 @@ def test_policies_catch_bad_programs(stack: Callable[..., Run], artefacts: Artef
         ),
     ],
 )
-@pulumi.runtime.test
+@pulumi_test
 def test_bad_config_fails_in_one_line_before_any_resource(
     stack: Callable[..., Run], env: str, changes: dict[str, Any], expected: str
 ) -> None:
@@ -459,7 +459,7 @@ BAD_MANIFESTS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
-@pulumi.runtime.test
+@pulumi_test
 def test_bad_manifest_fails_before_any_resource(stack: Callable[..., Run], case: str) -> None:
     run = stack("dev")
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "n"}}
@@ -492,7 +492,7 @@ BAD_COMPONENTS: dict[str, tuple[Callable[[], object], str]] = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_COMPONENTS))
-@pulumi.runtime.test
+@pulumi_test
 def test_bad_component_arguments_fail_before_any_resource(
     stack: Callable[..., Run], case: str
 ) -> None:

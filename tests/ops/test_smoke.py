@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from cap_ops.devkit.net import free_port
+from cap_ops.devkit.pki import PKI
+from cap_ops.devkit.service import ServiceProcess
 from cap_verifier.registry import Registry
 from support.idp import IdPProcess
-from support.net import free_port
-from support.pki import PKI
-from support.service import ServiceProcess
 
 SMOKE_VARS = (
     "URL",

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from support.net import free_port, wait_until
-from support.pki import PKI
+from cap_ops.devkit.net import free_port
+from cap_ops.devkit.pki import PKI
+from cap_ops.poll import wait_until
 
 IDP_COMMAND = (sys.executable, "-m", "cap_dev_idp")
 AUDIENCE = "cap-verifier"

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from msgspec import Meta, Struct, field
 
 from cap_ops import durations
+from cap_verifier import paths
 from cap_verifier.typed_yaml import load_typed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,6 @@ Duration = Annotated[str, Meta(pattern=durations.PATTERN)]
 Ratio = Annotated[float, Meta(gt=0, lt=1)]
 Positive = Annotated[float, Meta(gt=0)]
 Severity = Literal["critical", "warning", "info"]
-Endpoint = Annotated[str, Meta(pattern=r"^/[A-Za-z0-9_./-]*$")]
 
 # Recording rules: level:metric:operations, the level being exactly the by() labels.
 REQUESTS_RATE = "job:cap_verifier_requests:rate5m"
@@ -135,7 +135,6 @@ class Monitoring(_Table, frozen=True):
     selector: Annotated[str, Meta(pattern=r'^job="[^"\\]+"$')]
     """Which series are ours: a matcher on ``job``, the one label the recording rules keep."""
     runbook_base_url: Annotated[str, Meta(min_length=1)]
-    sli_excluded_endpoints: tuple[Endpoint, ...]
     slo: Slo
     burn_rate_windows: Annotated[tuple[BurnWindow, ...], Meta(min_length=1)]
     jwks: Jwks
@@ -150,6 +149,12 @@ class Monitoring(_Table, frozen=True):
     def error_budget(self) -> float:
         """The share of API requests the availability objective lets fail: 1 - target."""
         return round(1 - self.slo.availability_target, 10)
+
+    @property
+    def sli_excluded_endpoints(self) -> tuple[str, ...]:
+        """The service's probe and scrape paths: kubelet and Prometheus traffic neither dilutes
+        nor (readiness 503s) inflates the SLIs, which count API requests only."""
+        return paths.OPERATIONAL
 
     @property
     def excluded_endpoints(self) -> str:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import bearer
 from cap_verifier import __version__
 from cap_verifier.registry import Registry
-from support.service import ServiceProcess
-from support.tokens import bearer
 from support.vectors import (
     LKSG_IR_HASH,
     LKSG_JSON,
@@ -29,9 +29,9 @@ def b64(text: str) -> str:
 
 
 @pytest.fixture
-def api(verifier: ServiceProcess, token: Callable[..., str]) -> httpx.Client:
+def api(verifier: ServiceProcess, token: Callable[..., str]) -> Iterator[httpx.Client]:
     client = verifier.client(headers=bearer(token()))
-    yield client  # type: ignore[misc]
+    yield client
     client.close()
 
 

@@ -6,10 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from cap_verifier.domain import IR
-from support.metrics import scrape, value
-from support.service import ServiceProcess
-from support.tokens import (
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import (
     SigningKey,
     bearer,
     claims,
@@ -20,6 +18,8 @@ from support.tokens import (
     tamper_signature,
     unsigned_token,
 )
+from cap_verifier.domain import IR
+from support.metrics import scrape, value
 
 PROTECTED = [
     ("POST", "/verify", "verify:run"),

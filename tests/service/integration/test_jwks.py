@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from cap_ops.devkit.pki import PKI
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import bearer
+from cap_ops.poll import wait_until
 from support.idp import IdPProcess
 from support.metrics import scrape, value
-from support.net import wait_until
-from support.pki import PKI
-from support.service import ServiceProcess
-from support.tokens import bearer
 
 PROTECTED = "/policy/v2/not-stored"  # 404 once authenticated
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import bearer
 from cap_verifier import __version__
-from support.service import ServiceProcess
-from support.tokens import bearer
 
 CONTRACT_METRICS = {
     "cap_verifier_requests": ("counter", {"endpoint", "method", "code", "result"}),

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 import httpx
@@ -33,14 +33,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from cap_ops.devkit.net import free_port
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import ALL_SCOPES, SigningKey, mint
 from cap_verifier import __version__
 from cap_verifier.app import create_app
 from cap_verifier.domain import BUILTIN_VARIABLES
 from cap_verifier.settings import load_settings
-from support.net import free_port
-from support.service import ServiceProcess
-from support.tokens import ALL_SCOPES, SigningKey, mint
 from support.vectors import LKSG_ETAG, LKSG_YAML_B64, V1_HASH, V1_POLICY
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "openapi" / "openapi.yaml"
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
@@ -633,7 +636,7 @@ def repair_verify(body: dict[str, Any]) -> None:
         }
 
 
-def repair(case: schemathesis.Case) -> bool:
+def repair(case: OpenApiCase) -> bool:
     """Repair a positive case of an operation with semantic rules; True when it was repaired."""
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
@@ -664,7 +667,7 @@ def bearer(signing_key: SigningKey) -> dict[str, str]:
 @pytest.mark.orr("5.2-02", "6.4-05")
 @contract.parametrize()
 def test_service_conforms_to_the_document(
-    case: schemathesis.Case, verifier: ServiceProcess, bearer: dict[str, str]
+    case: OpenApiCase, verifier: ServiceProcess, bearer: dict[str, str]
 ) -> None:
     repaired = repair(case)
     response = case.call_and_validate(

@@ -8,11 +8,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from cap_ops.devkit.pki import PKI
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import bearer
 from cap_verifier.domain import IR
-from support.pki import PKI
 from support.require import need
-from support.service import ServiceProcess
-from support.tokens import bearer
 
 REPO = Path(__file__).resolve().parents[3]
 DATA_MOUNT = Path("/mnt")

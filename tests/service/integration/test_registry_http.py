@@ -12,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 
-from support.net import wait_until
-from support.service import ServiceProcess
-from support.tokens import bearer
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import bearer
+from cap_ops.poll import wait_until
 
 V1_POLICY = {
     "version": "lksg.v1",

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from support.net import port_open, wait_until
-from support.service import ServiceProcess
-from support.tokens import bearer
+from cap_ops.devkit.net import port_open
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import bearer
+from cap_ops.poll import wait_until
 
 POLICY = {
     "version": "lksg.v1",

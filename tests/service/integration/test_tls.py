@@ -9,10 +9,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from cap_ops.devkit.pki import PKI
+from cap_ops.devkit.service import ServiceProcess
+from cap_ops.devkit.tokens import bearer
 from support.metrics import scrape, value
-from support.pki import PKI
-from support.service import ServiceProcess
-from support.tokens import bearer
 
 ALLOWED_SAN = "client.cap.test"
 

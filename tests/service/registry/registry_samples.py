@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TypedDict
 
 from cap_verifier.registry import AuditRecord
 
@@ -37,7 +38,19 @@ def v1_args(seed: str = "demo") -> dict[str, str]:
     }
 
 
-def v2_args(policy_id: str = "lksg.v1", seed: str = "a") -> dict[str, object]:
+class PolicyV2Args(TypedDict):
+    """Keyword arguments of ``Registry.put_policy_v2``."""
+
+    policy_id: str
+    version: str
+    policy_hash: str
+    ir_hash: str
+    ir_json: str
+    source: bytes
+    media_type: str
+
+
+def v2_args(policy_id: str = "lksg.v1", seed: str = "a") -> PolicyV2Args:
     """Keyword arguments of ``put_policy_v2``; ``seed`` decides the policy hash and source."""
     policy_hash = sha3(f"policy:{policy_id}:{seed}")
     ir_hash = sha3(f"ir:{policy_id}:{seed}")

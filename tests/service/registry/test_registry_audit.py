@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from registry_samples import audit
@@ -71,5 +72,5 @@ def test_audit_record_refuses_unknown_verdict_and_naive_time() -> None:
         AuditRecord(**{**_fields(audit("x")), "created_at": datetime(2026, 1, 1)})
 
 
-def _fields(record: AuditRecord) -> dict[str, object]:
+def _fields(record: AuditRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__dataclass_fields__}

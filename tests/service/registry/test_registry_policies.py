@@ -7,9 +7,10 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
+from typing import Any
 
 import pytest
-from registry_samples import hex0x, sha3, v1_args, v2_args
+from registry_samples import PolicyV2Args, hex0x, sha3, v1_args, v2_args
 
 from cap_verifier.registry import PolicyConflict, PolicyV1Record, Registry, blob_digest
 
@@ -143,7 +144,8 @@ def test_put_v2_same_hash_returns_the_stored_record(registry: Registry) -> None:
     # the unused new source is not kept.
     other_source = b"# reformatted\n" + v2_args()["source"]
 
-    again, created = registry.put_policy_v2(**{**v2_args(), "source": other_source})
+    reformatted: PolicyV2Args = {**v2_args(), "source": other_source}
+    again, created = registry.put_policy_v2(**reformatted)
 
     assert created is False
     assert again == first
@@ -186,8 +188,9 @@ def test_get_v2_unknown_is_none(registry: Registry) -> None:
     ],
 )
 def test_put_v2_refuses_malformed_input(registry: Registry, field: str, value: str) -> None:
+    malformed: dict[str, Any] = {**v2_args(), field: value}
     with pytest.raises(ValueError, match=field):
-        registry.put_policy_v2(**{**v2_args(), field: value})
+        registry.put_policy_v2(**malformed)
     assert registry.count_policies() == {"v1": 0, "v2": 0, "blobs": 0}
 
 

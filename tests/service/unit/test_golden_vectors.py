@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -183,9 +183,10 @@ def test_ir_sorts_rules_and_nested_operand_keys() -> None:
         {"id": "a_rule", "op": "range_min", "lhs": "supplier_hashes", "rhs": 1},
     ]
     ir = compile_policy_v2(policy, "strict").ir.to_json()
-    assert [rule["id"] for rule in ir["rules"]] == ["a_rule", "z_rule"]
-    assert ir["rules"][0]["lhs"] == {"var": "supplier_hashes"}
-    assert list(ir["rules"][1]["lhs"]) == ["a", "b"]
+    rules = cast(list[dict[str, Any]], ir["rules"])
+    assert [rule["id"] for rule in rules] == ["a_rule", "z_rule"]
+    assert rules[0]["lhs"] == {"var": "supplier_hashes"}
+    assert list(rules[1]["lhs"]) == ["a", "b"]
     assert list(ir) == ["ir_version", "policy_id", "policy_hash", "rules", "ir_hash"]
 
 

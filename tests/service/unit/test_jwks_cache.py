@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
+from cap_ops.devkit.jwks_server import JWKSServer
+from cap_ops.devkit.pki import PKI
+from cap_ops.devkit.tokens import SigningKey, jwks_document
 from cap_verifier.auth.jwks import JWKSCache, JWKSError, parse_jwks
 from cap_verifier.metrics import Metrics
 from cap_verifier.settings import OAuth2Settings
-from support.jwks_server import JWKSServer
-from support.pki import PKI
-from support.tokens import SigningKey, jwks_document
 
 
 class Clock:

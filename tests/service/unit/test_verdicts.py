@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -374,7 +374,8 @@ def test_inactive_failing_rule_gives_ok_in_the_response() -> None:
 
 def test_embedded_ir_literal_string_is_not_a_variable() -> None:
     ir = make_ir([{"id": "r", "op": "eq", "lhs": "country", "rhs": {"var": "country"}}]).to_json()
-    ir["rules"][0]["rhs"] = "DE"
+    rules = cast(list[dict[str, Any]], ir["rules"])
+    rules[0]["rhs"] = "DE"
     del ir["ir_hash"]
     ir["ir_hash"] = compute_ir_hash(ir)
     parsed = parse_ir(ir)

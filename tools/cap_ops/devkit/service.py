@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from support.net import free_port, wait_until
+from cap_ops.devkit.net import free_port
+from cap_ops.poll import wait_until
 
 BIN = Path(sys.executable).parent
 

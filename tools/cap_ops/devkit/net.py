@@ -1,12 +1,8 @@
-"""Loopback ports (and, re-exported, the one polling helper)."""
+"""Loopback ports for servers started by tests and benchmarks."""
 
 from __future__ import annotations
 
 import socket
-
-from cap_ops.poll import wait_until
-
-__all__ = ["free_port", "port_open", "wait_until"]
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from support.net import free_port
+from cap_ops.devkit.net import free_port
 
 
 class JWKSServer:
