@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from cap_verifier.settings import ServerSettings
 from cap_verifier.typed_yaml import ConfigError, describe, read_yaml
 
 __all__ = ["ENVIRONMENTS", "ConfigError", "EnvConfig", "load", "load_all"]
@@ -110,6 +111,18 @@ class Service(_Section, frozen=True):
     graceful_timeout_seconds: Annotated[int, Meta(ge=1, le=600)]
     prestop_sleep_seconds: Annotated[int, Meta(ge=0, le=120)]
     resources: Resources
+    head_timeout_seconds: Annotated[float, Meta(ge=1, le=60)] | None = None
+    """``server.head_timeout`` of the pods (the service's default when unset)."""
+    body_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] | None = None
+    """``server.body_timeout`` of the pods (the service's default when unset)."""
+
+    @property
+    def head_timeout(self) -> float:
+        return self.head_timeout_seconds or ServerSettings().head_timeout
+
+    @property
+    def body_timeout(self) -> float:
+        return self.body_timeout_seconds or ServerSettings().body_timeout
 
 
 class Hpa(_Section, frozen=True):
@@ -185,6 +198,8 @@ class Edge(_Section, frozen=True):
     allowed_client_sans: tuple[Text, ...]
     rate_limit: RateLimit
     request_timeout_seconds: Annotated[int, Meta(ge=1, le=600)]
+    connection_limit: Annotated[int, Meta(ge=1)]
+    """Client connections the gateway holds open at most (Envoy's listener limit)."""
     mtls_ca_secret: DnsLabel | None = None
 
     def __post_init__(self) -> None:

@@ -118,6 +118,17 @@ def https_redirect(cfg: EnvConfig) -> Manifest:
     }
 
 
+TLS_HANDSHAKE_SECONDS = 10
+"""The TLS handshake limit of the pods' server (granian's TLS listener, fixed)."""
+IDLE_CLIENT_SECONDS = 60
+"""How long Envoy keeps an idle client connection (Envoy's default is an hour)."""
+
+
+def envoy_duration(seconds: float) -> str:
+    """A Gateway API duration: whole seconds, else milliseconds (``2500ms``)."""
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{round(seconds * 1000)}ms"
+
+
 def gateway_class(cfg: EnvConfig) -> Manifest:
     """The class the Gateway names, served by the Envoy Gateway controller."""
     return {
@@ -146,11 +157,23 @@ def client_traffic_policy(cfg: EnvConfig) -> Manifest:
         "maxVersion": "1.3",
         "alpnProtocols": ["h2", "http/1.1"],
     }
+    head, body = cfg.service.head_timeout, cfg.service.body_timeout
     spec: dict[str, Any] = {
         "targetRefs": [
             {"group": GATEWAY_API, "kind": "Gateway", "name": APP, "sectionName": HTTPS_LISTENER}
         ],
         "tls": tls,
+        # The service's own deadlines, enforced at the edge first: a silent or slow client is
+        # cut off by Envoy before it holds a connection to a pod.
+        "timeout": {
+            "tcp": {"tlsHandshakeTimeout": envoy_duration(TLS_HANDSHAKE_SECONDS)},
+            "http": {
+                "requestHeadersReceivedTimeout": envoy_duration(head),
+                "requestReceivedTimeout": envoy_duration(head + body),
+                "idleTimeout": envoy_duration(IDLE_CLIENT_SECONDS),
+            },
+        },
+        "connection": {"connectionLimit": {"value": cfg.edge.connection_limit}},
     }
     if cfg.edge.require_mtls:
         tls["clientValidation"] = {
@@ -193,7 +216,14 @@ def backend_traffic_policy(cfg: EnvConfig) -> Manifest:
                     ]
                 },
             },
-            "timeout": {"http": {"requestTimeout": f"{cfg.edge.request_timeout_seconds}s"}},
+            "timeout": {
+                "http": {
+                    "requestTimeout": f"{cfg.edge.request_timeout_seconds}s",
+                    # Below the pods' idle limit (their head timeout), so that Envoy never sends
+                    # a request on a connection the pod is closing.
+                    "connectionIdleTimeout": envoy_duration(cfg.service.head_timeout / 2),
+                }
+            },
         },
     }
 

@@ -45,6 +45,14 @@ def service_config(cfg: EnvConfig) -> dict[str, Any]:
             "host": "0.0.0.0",  # noqa: S104 - the pod port, fenced by NetworkPolicy
             "port": PORT,
             "graceful_timeout": cfg.service.graceful_timeout_seconds,
+            **{
+                key: value
+                for key, value in (
+                    ("head_timeout", cfg.service.head_timeout_seconds),
+                    ("body_timeout", cfg.service.body_timeout_seconds),
+                )
+                if value is not None
+            },
         },
         "tls": {
             "enabled": False,

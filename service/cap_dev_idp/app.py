@@ -90,7 +90,8 @@ class TokenIssuer:
 
 
 def _claimed_client_id() -> str | None:
-    """The client id a request claims (for logs only; never the secret)."""
+    """The client id a request claims (for logs only, and only once known; never the
+    secret)."""
     header = request.headers.get("Authorization", "")
     if header[:6].lower() == "basic ":
         try:
@@ -167,7 +168,10 @@ def create_app(settings: Settings) -> Flask:
                 fields.update(issued)
                 _log.info("token issued", extra=fields)
                 return response
-            fields["client_id"] = _claimed_client_id()
+            # Only a registered client id: a refused request may have put its secret, or
+            # anybody's personal data, where the id belongs.
+            claimed = _claimed_client_id()
+            fields["client_id"] = claimed if claimed and clients.get(claimed) else None
             body = response.get_json(silent=True)
             fields["error"] = body.get("error") if isinstance(body, dict) else None
             _log.info("token refused", extra=fields)

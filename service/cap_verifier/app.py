@@ -22,6 +22,7 @@ from cap_verifier.auth.jwks import JWKSCache
 from cap_verifier.auth.tokens import TokenValidator
 from cap_verifier.cache import IRCache
 from cap_verifier.http.context import RequestContextMiddleware
+from cap_verifier.http.framing import FramingGuard, FramingLimits
 from cap_verifier.http.problems import EXCEPTION_HANDLERS
 from cap_verifier.logs import configure_logging
 from cap_verifier.metrics import Metrics
@@ -97,7 +98,15 @@ def create_app(
         request_max_body_size=settings.limits.max_body_bytes,
         debug=False,
     )
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, services.metrics)
+    limits = FramingLimits(
+        max_target_bytes=settings.limits.max_target_bytes,
+        max_header_bytes=settings.limits.max_header_bytes,
+        max_headers=settings.limits.max_headers,
+        body_timeout=settings.server.body_timeout,
+    )
+    app.asgi_handler = RequestContextMiddleware(
+        FramingGuard(app.asgi_handler, limits), services.metrics
+    )
     return app
 
 

@@ -9,8 +9,10 @@ cannot be summed across workers: the cache hit ratio and the JWKS age.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,8 +41,19 @@ AUTH_FAILURE_REASONS = (
     "client_cert",
 )
 VERDICTS = ("ok", "warn", "fail")
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD = "OTHER"
+"""The ``method`` label of any request method outside RFC 9110's (and PATCH): a client cannot
+create label values at will."""
 JWKS_OUTCOMES = ("success", "error")
 _JWKS_LOADED_AT = "cap_verifier_jwks_last_success_timestamp_seconds"
+
+
+def method_label(method: str) -> str:
+    """The request method, or ``OTHER`` for one HTTP does not define."""
+    return method if method in HTTP_METHODS else OTHER_METHOD
 
 
 def result_of(status: int) -> str:
@@ -117,12 +130,14 @@ class Metrics:
             self.jwks_refreshes.labels(outcome=outcome)
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        method = method_label(method)
         self.requests.labels(endpoint, method, str(status), result_of(status)).inc()
         self.request_duration.labels(endpoint, method).observe(seconds)
 
     def exposition(self) -> bytes:
         """The text format of every worker's metrics plus the derived values."""
         if self.multiprocess_dir:
+            forget_dead_workers(self.multiprocess_dir)
             source = CollectorRegistry(auto_describe=False)
             multiprocess.MultiProcessCollector(source, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         else:
@@ -135,6 +150,32 @@ class Metrics:
         """Drop this worker's live gauges (call when the worker stops)."""
         if self.multiprocess_dir:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+_WORKER_FILE = re.compile(r"_(\d+)\.db$")
+
+
+def forget_dead_workers(directory: str) -> list[int]:
+    """Drop the live gauges of workers that have died (killed, crashed, replaced): their
+    counters stay, since a counter must never go back, but a gauge such as the cache entries or
+    the JWKS time is only true of a live process. Returns the pids forgotten."""
+    pids = {
+        int(m.group(1)) for p in Path(directory).iterdir() if (m := _WORKER_FILE.search(p.name))
+    }
+    dead = [pid for pid in sorted(pids) if not _alive(pid)]
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # a process of another user: alive
+    return True
 
 
 class _DerivedCollector(Collector):

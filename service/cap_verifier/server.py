@@ -11,7 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from granian.constants import Interfaces, Loops
+from granian.constants import HTTPModes, Interfaces, Loops
+from granian.http import HTTP1Settings
 from granian.server import MPServer
 
 from cap_verifier.logs import granian_log_config
@@ -35,9 +36,21 @@ def build_server(settings: Settings) -> MPServer:
         address=settings.server.host,
         port=settings.server.port,
         interface=Interfaces.ASGI,
+        # HTTP/1.1 only: in "auto" mode the server first waits, without any time limit, for the
+        # bytes that tell HTTP/1 from HTTP/2, so a silent connection would never be closed.
+        http=HTTPModes.http1,
         workers=settings.server.workers,
         loop=Loops.uvloop,
         backlog=settings.server.backlog,
+        # Each open connection holds one of these per worker, idle or not.
+        backpressure=settings.server.max_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=round(settings.server.head_timeout * 1000),
+            # Room beyond limits.max_header_bytes: the app, not the server, answers 431 there.
+            max_buffer_size=max(
+                HTTP1Settings.max_buffer_size, 2 * settings.limits.max_header_bytes
+            ),
+        ),
         log_dictconfig=granian_log_config(settings.logging.level),
         workers_kill_timeout=max(1, round(settings.server.graceful_timeout)),
         respawn_failed_workers=True,

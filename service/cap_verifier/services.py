@@ -17,6 +17,7 @@ from cap_verifier.audit import AuditWriter
 from cap_verifier.auth.client_cert import ClientCertPolicy
 from cap_verifier.auth.jwks import JWKSCache
 from cap_verifier.auth.tokens import TokenValidator
+from cap_verifier.http.body import JsonBodyReader
 from cap_verifier.metrics import Metrics
 from cap_verifier.policy_store import PolicyStore
 from cap_verifier.registry import Registry
@@ -50,6 +51,7 @@ class Services:
             "jwks": self.jwks,
             "metrics": self.metrics,
             "build": self.build,
+            "json_body": JsonBodyReader(self.settings.limits.max_json_depth),
         }
         return {
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False)

@@ -46,6 +46,14 @@ class ServerSettings(_Section, frozen=True):
     graceful_timeout: Annotated[float, Meta(gt=0, le=600)] = 30.0
     """Seconds granted to in-flight requests after SIGTERM."""
     backlog: Annotated[int, Meta(ge=16, le=65535)] = 1024
+    head_timeout: Annotated[float, Meta(ge=0.5, le=60)] = 5.0
+    """Seconds a connection may take, from accepting it or from its last response, to send a
+    complete request head: a connection that stays silent (or idle between requests) longer is
+    closed. TLS handshakes have their own 10 s limit in the server."""
+    body_timeout: Annotated[float, Meta(gt=0, le=600)] = 10.0
+    """Seconds to receive a whole request body; a slower body is answered 408."""
+    max_connections: Annotated[int, Meta(ge=16, le=65535)] = 4096
+    """Open connections per worker; more wait in the listen backlog."""
 
 
 class TLSSettings(_Section, frozen=True):
@@ -133,6 +141,15 @@ class RateLimitSettings(_Section, frozen=True):
 
 class LimitsSettings(_Section, frozen=True):
     max_body_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    max_target_bytes: Annotated[int, Meta(ge=256, le=65536)] = 8192
+    """Longest request target (path and query); longer is 414."""
+    max_header_bytes: Annotated[int, Meta(ge=1024, le=262144)] = 16384
+    """Largest request header section (names and values); larger is 431."""
+    max_headers: Annotated[int, Meta(ge=8, le=99)] = 64
+    """Most request header fields; more is 431. The HTTP layer itself refuses more than 100
+    with a bare 431, before the application sees the request."""
+    max_json_depth: Annotated[int, Meta(ge=4, le=512)] = 64
+    """Deepest nesting of arrays and objects in a JSON body; deeper is 400."""
     rate_limit: RateLimitSettings | None = None
 
 

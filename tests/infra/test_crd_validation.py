@@ -20,8 +20,12 @@ from infra.artefacts import Artefacts
 from infra.config import ENVIRONMENTS, EnvConfig
 from infra.model import model
 from infra.model.common import APP
+from infra.model.gateway import envoy_duration
 from infra.policies import kubernetes, objects
 from ruamel.yaml import YAML
+
+from cap_ops.durations import seconds
+from cap_verifier.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 Objs = list[dict[str, Any]]
@@ -242,3 +246,26 @@ def test_mtls_sans_check_rejects_extra_san(
     assert kubernetes.gateway_client_sans(objs, cfg) != []
     relaxed = changed(cfg, {"edge.require_mtls": False})
     assert kubernetes.gateway_client_sans(model(relaxed, artefacts), relaxed) == []
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_gateway_enforces_the_pods_deadlines_first(
+    configs: dict[str, EnvConfig], env: str, artefacts: Artefacts
+) -> None:
+    """Envoy cuts off a slow client with the pods' own head and body deadlines, limits client
+    connections, and drops idle upstream connections before a pod would."""
+    cfg = configs[env]
+    objs = model(cfg, artefacts)
+    client = pol.one(objs, "ClientTrafficPolicy")["spec"]
+    server = pol.service_config(objs)["server"]
+    head = server.get("head_timeout", ServerSettings().head_timeout)
+    body = server.get("body_timeout", ServerSettings().body_timeout)
+    assert client["timeout"]["http"]["requestHeadersReceivedTimeout"] == envoy_duration(head)
+    assert client["timeout"]["http"]["requestReceivedTimeout"] == envoy_duration(head + body)
+    assert client["connection"]["connectionLimit"]["value"] == cfg.edge.connection_limit
+    upstream_idle = pol.one(objs, "BackendTrafficPolicy")["spec"]["timeout"]["http"]
+    assert seconds(upstream_idle["connectionIdleTimeout"]) < head
+
+
+def test_envoy_durations_are_whole_seconds_or_milliseconds() -> None:
+    assert [envoy_duration(v) for v in (5, 2.5, 0.25, 15.0)] == ["5s", "2500ms", "250ms", "15s"]

@@ -22,7 +22,7 @@ from cap_verifier.domain import (
     policy_v1_hash,
 )
 from cap_verifier.domain.identifiers import HEX_PREFIX, canonical_uuid
-from cap_verifier.http.body import read_json
+from cap_verifier.http.body import JsonBodyReader
 from cap_verifier.http.etags import etag_matches, ir_etag
 from cap_verifier.http.problems import problem
 from cap_verifier.paths import POLICY
@@ -67,10 +67,13 @@ class PolicyController(Controller):
         opt={SCOPE_OPT: "policy_compile"},
     )
     async def compile_v1(
-        self, request: Request[Any, Any, Any], registry: NamedDependency[Registry]
+        self,
+        request: Request[Any, Any, Any],
+        registry: NamedDependency[Registry],
+        json_body: NamedDependency[JsonBodyReader],
     ) -> Response[dict[str, Any]]:
         """Compile and store a v1 LkSG policy; idempotent by policy hash."""
-        envelope = _object(await read_json(request), "body")
+        envelope = _object(await json_body(request), "body")
         if "policy" not in envelope:
             raise InvalidShape("policy: required field is missing")
         policy = parse_policy_v1(envelope["policy"])
@@ -119,10 +122,13 @@ class PolicyController(Controller):
         opt={SCOPE_OPT: "policy_compile"},
     )
     async def compile_v2(
-        self, request: Request[Any, Any, Any], policies: NamedDependency[PolicyStore]
+        self,
+        request: Request[Any, Any, Any],
+        policies: NamedDependency[PolicyStore],
+        json_body: NamedDependency[JsonBodyReader],
     ) -> Response[dict[str, Any]]:
         """Lint and compile a PolicyV2 to IR v1; store it when ``persist`` is true."""
-        compile_request = parse_compile_v2_request(await read_json(request))
+        compile_request = parse_compile_v2_request(await json_body(request))
         result = compile_request.compile()
         etag = ir_etag(result.ir_hash)
         if result.has_errors:

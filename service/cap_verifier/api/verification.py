@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from cap_verifier.audit import AuditWriter
 from cap_verifier.auth.guards import SCOPE_OPT, require_scope
 from cap_verifier.domain import parse_verify_request, verify
-from cap_verifier.http.body import read_json
+from cap_verifier.http.body import JsonBodyReader
 from cap_verifier.http.problems import problem
 from cap_verifier.metrics import Metrics
 from cap_verifier.paths import VERIFY
@@ -30,12 +30,13 @@ class VerificationController(Controller):
     async def verify(
         self,
         request: Request[Any, Any, Any],
+        json_body: NamedDependency[JsonBodyReader],
         policies: NamedDependency[PolicyStore],
         audit: NamedDependency[AuditWriter],
         metrics: NamedDependency[Metrics],
     ) -> Response[dict[str, Any]]:
         """Verdict OK / WARN / FAIL with the per-rule report; recorded in the audit table."""
-        verify_request = parse_verify_request(await read_json(request))
+        verify_request = parse_verify_request(await json_body(request))
         if verify_request.policy_id is not None:
             cached = await policies.get(verify_request.policy_id)
             if cached is None:

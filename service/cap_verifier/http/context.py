@@ -15,11 +15,16 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cap_verifier.logs import request_id_var
-from cap_verifier.metrics import Metrics
+from cap_verifier.metrics import Metrics, method_label
 from cap_verifier.paths import OPERATIONAL
 
 REQUEST_ID_HEADER = b"x-request-id"
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
+# A UUID, or a short token of safe characters with at least one letter: never an e-mail
+# address or a phone number, which would carry personal data into every log line.
+_SANE_REQUEST_ID = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9._-]{7,63}"
+)
 _QUIET_ENDPOINTS = frozenset(OPERATIONAL)
 UNMATCHED = "unmatched"
 
@@ -27,7 +32,7 @@ access_log = logging.getLogger("cap_verifier.access")
 
 
 def request_id_from(scope: Scope) -> str:
-    """The caller's X-Request-ID when sane, else a new UUID4."""
+    """The caller's X-Request-ID when sane, else a new UUID4 (the rejected value is dropped)."""
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER:
             candidate = value.decode("latin-1")
@@ -68,7 +73,7 @@ class RequestContextMiddleware:
         finally:
             seconds = time.perf_counter() - started
             endpoint = scope.get("path_template") or UNMATCHED
-            method = scope["method"]
+            method = method_label(scope["method"])
             self.metrics.observe_request(endpoint, method, status, seconds)
             level = logging.DEBUG if endpoint in _QUIET_ENDPOINTS and status < 400 else logging.INFO
             if access_log.isEnabledFor(level):

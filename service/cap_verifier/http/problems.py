@@ -6,20 +6,34 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.types import ExceptionHandlersMap
+from litestar.types import (
+    ExceptionHandlersMap,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Send,
+)
 
 from cap_verifier.auth.tokens import AuthError
 from cap_verifier.domain import DomainError
+from cap_verifier.http.errors import BodyTimeout, ClientAborted
 from cap_verifier.logs import request_id_var
 from cap_verifier.registry import PolicyConflict, RegistryUnavailable
 
 PROBLEM_JSON = "application/problem+json"
+CLIENT_CLOSED_REQUEST = 499
+"""Not a status any client sees (it has gone): nginx's code for a client abort, so that the
+access log and the metrics tell it from a server failure."""
 log = logging.getLogger("cap_verifier.errors")
 
 _SLUGS = {
     400: "bad-request",
+    408: "request-timeout",
+    414: "uri-too-long",
+    431: "headers-too-large",
+    499: "client-closed-request",
     401: "invalid-token",
     403: "forbidden",
     404: "not-found",
@@ -34,6 +48,21 @@ _SLUGS = {
 }
 
 
+def _title(status: int) -> str:
+    return "Client Closed Request" if status == CLIENT_CLOSED_REQUEST else HTTPStatus(status).phrase
+
+
+def document(status: int, detail: str, slug: str | None = None) -> dict[str, Any]:
+    """The problem document, with the current request id."""
+    return {
+        "type": f"urn:cap-verifier:problem:{slug or _SLUGS.get(status, 'error')}",
+        "title": _title(status),
+        "status": status,
+        "detail": detail,
+        "request_id": request_id_var.get(),
+    }
+
+
 def problem(
     status: int,
     detail: str,
@@ -43,16 +72,27 @@ def problem(
     slug: str | None = None,
 ) -> Response[dict[str, Any]]:
     """A problem+json response with the current request id."""
-    body: dict[str, Any] = {
-        "type": f"urn:cap-verifier:problem:{slug or _SLUGS.get(status, 'error')}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "request_id": request_id_var.get(),
-    }
+    body = document(status, detail, slug)
     if extra:
         body.update(extra)
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def send_problem(send: Send, status: int, detail: str, *, close: bool = False) -> None:
+    """A problem+json response straight on the ASGI channel, for refusals made before the
+    application runs; ``close`` asks the server to close the connection afterwards."""
+    body = msgspec.json.encode(document(status, detail))
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": headers,
+    }
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(start)
+    await send(end)
 
 
 def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -96,6 +136,15 @@ def _unavailable(_: Request[Any, Any, Any], exc: RegistryUnavailable) -> Respons
     return problem(503, "the policy registry is unavailable; retry later", slug="registry")
 
 
+def _body_timeout(_: Request[Any, Any, Any], exc: BodyTimeout) -> Response[Any]:
+    return problem(408, str(exc), headers={"Connection": "close"})
+
+
+def _client_aborted(_: Request[Any, Any, Any], exc: ClientAborted) -> Response[Any]:
+    log.info("client aborted", extra={"reason": str(exc)})
+    return problem(CLIENT_CLOSED_REQUEST, str(exc), headers={"Connection": "close"})
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled error", exc_info=exc)
     return problem(500, "unexpected error; quote the request_id when reporting it")
@@ -107,5 +156,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     AuthError: _auth_error,
     PolicyConflict: _conflict,
     RegistryUnavailable: _unavailable,
+    BodyTimeout: _body_timeout,
+    ClientAborted: _client_aborted,
     Exception: _unexpected,
 }

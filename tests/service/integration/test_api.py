@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -181,13 +182,34 @@ def test_verification_is_audited_without_context(
     assert "11" * 32 not in repr(record)  # hashes of the result only, never the context
 
 
-def test_request_id_is_echoed_or_generated(verifier: ServiceProcess) -> None:
+@pytest.mark.parametrize(
+    "sent",
+    ["abc-123-xyz", "4a1c9e0f-7b7d-4f53-9d7e-2b6c1a0c9f11", "trace.2026-11-30_a"],
+)
+def test_a_sane_request_id_is_echoed(verifier: ServiceProcess, sent: str) -> None:
     with verifier.client() as client:
-        echoed = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
-        replaced = client.get("/healthz", headers={"X-Request-ID": "x" * 129})
+        echoed = client.get("/healthz", headers={"X-Request-ID": sent})
+    assert echoed.headers["x-request-id"] == sent
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "x" * 65,  # too long
+        "abc12",  # too short
+        "+49 170 1234567",  # a phone number
+        "004917012345678",  # a phone number without punctuation: no letter
+        "jane.doe@example.com",  # an e-mail address
+        "id/with:colons",
+    ],
+)
+def test_any_other_request_id_is_replaced(verifier: ServiceProcess, sent: str) -> None:
+    with verifier.client() as client:
+        replaced = client.get("/healthz", headers={"X-Request-ID": sent})
         unknown_route = client.get("/nope")
-    assert echoed.headers["x-request-id"] == "abc-123"
-    assert len(replaced.headers["x-request-id"]) == 36
+    generated = replaced.headers["x-request-id"]
+    assert generated != sent
+    assert uuid.UUID(generated).version == 4
     assert unknown_route.headers["x-request-id"]
     assert_problem(unknown_route, 404)
 

@@ -134,12 +134,12 @@ def test_logs_are_json_with_request_ids_and_no_secrets(
     try:
         with service.client() as client:
             client.get(
-                "/policy/v2/absent", headers={**bearer(secret_token), "X-Request-ID": "log-1"}
+                "/policy/v2/absent", headers={**bearer(secret_token), "X-Request-ID": "log-test-1"}
             )
             client.post(
                 "/verify",
                 json={"policy_id": "absent", "context": {"supplier_hashes": ["0x" + "ab" * 32]}},
-                headers={**bearer(secret_token), "X-Request-ID": "log-2"},
+                headers={**bearer(secret_token), "X-Request-ID": "log-test-2"},
             )
             client.get("/healthz")
     finally:
@@ -151,11 +151,11 @@ def test_logs_are_json_with_request_ids_and_no_secrets(
         assert line["timestamp"].endswith("+00:00")
         assert line["level"] != "DEBUG"
     access = {line["request_id"]: line for line in lines if line.get("message") == "request"}
-    assert access["log-1"]["endpoint"] == "/policy/v2/{policy_id}"
-    assert access["log-1"]["status"] == 404
-    assert access["log-1"]["client_id"] == "test-client"
-    assert access["log-2"]["method"] == "POST"
-    assert isinstance(access["log-2"]["duration_ms"], float)
+    assert access["log-test-1"]["endpoint"] == "/policy/v2/{policy_id}"
+    assert access["log-test-1"]["status"] == 404
+    assert access["log-test-1"]["client_id"] == "test-client"
+    assert access["log-test-2"]["method"] == "POST"
+    assert isinstance(access["log-test-2"]["duration_ms"], float)
     text = service.logs()
     assert secret_token not in text
     assert secret_token.split(".")[2] not in text

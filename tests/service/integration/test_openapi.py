@@ -418,9 +418,9 @@ def test_long_policy_id_is_not_a_server_error(
 
 def test_request_id_is_echoed(verifier: ServiceProcess) -> None:
     with verifier.client() as client:
-        response = client.get("/healthz", headers={"X-Request-ID": "client-42:attempt/1"})
+        response = client.get("/healthz", headers={"X-Request-ID": "client-42.attempt-1"})
     assert_conforms("GetHealth", response, 200)
-    assert response.headers["x-request-id"] == "client-42:attempt/1"
+    assert response.headers["x-request-id"] == "client-42.attempt-1"
 
 
 def test_metrics_auth_and_rate_limit_conform(

@@ -91,7 +91,7 @@ class ServiceProcess:
         cert = cert or self.client_cert
         if cert is not None:
             context.load_cert_chain(*cert)
-        return httpx.Client(base_url=self.url, verify=context, timeout=10, **kwargs)
+        return httpx.Client(base_url=self.url, verify=context, **{"timeout": 10, **kwargs})
 
     def migrate(self) -> None:
         self.write_config()
