@@ -155,6 +155,17 @@ def test_silent_tls_connections_neither_starve_clients_nor_stay_open(
     assert late == [], f"{len(late)} closed later than the head deadline"
 
 
+def test_an_idle_keep_alive_connection_is_closed_after_the_head_deadline(
+    hostile: ServiceProcess,
+) -> None:
+    with _connect(hostile) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: verifier\r\n\r\n")
+        assert _read_all(conn, 5).startswith(b"HTTP/1.1 200")
+        answered = time.monotonic()
+        closed = _wait_closed([conn], deadline=answered + HEAD_TIMEOUT + SLACK)
+    assert list(closed) == [0], "an idle connection stayed open past the head deadline"
+
+
 def _wait_closed(conns: list[ssl.SSLSocket], deadline: float) -> dict[int, float]:
     """When each connection was seen closed by the peer (EOF), until ``deadline``."""
     by_fd = {conn.fileno(): i for i, conn in enumerate(conns)}
