@@ -95,15 +95,20 @@ class IdPProcess:
             self.process.wait(timeout=15)
         self.process = None
 
-    def token(self, scope: str | None = None) -> str:
+    def token_response(self, secret: str | None = None, scope: str | None = None) -> httpx.Response:
+        """POST /oauth/token as the client (client_secret_basic), with ``secret`` (default:
+        :attr:`client_secret`)."""
         data = {"grant_type": "client_credentials"}
         if scope:
             data["scope"] = scope
-        response = httpx.post(
+        return httpx.post(
             f"{self.issuer}/oauth/token",
             data=data,
-            auth=(self.client_id, self.client_secret),
+            auth=(self.client_id, self.client_secret if secret is None else secret),
             verify=self._context(),
         )
+
+    def token(self, scope: str | None = None) -> str:
+        response = self.token_response(scope=scope)
         response.raise_for_status()
         return str(response.json()["access_token"])
