@@ -27,6 +27,8 @@ __all__ = ["ENVIRONMENTS", "ConfigError", "EnvConfig", "load", "load_all"]
 PROJECT = "cap-verifier-ops"
 KEY_PREFIX = f"{PROJECT}:"
 ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")
+ROLLOUT_SURGE_PODS = 1
+"""The extra pod a Deployment's rolling update starts before it stops an old one."""
 DIGEST_ENVIRONMENTS = frozenset({"staging", "prod"})
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,6 +142,9 @@ class Scaling(_Section, frozen=True):
     replicas: Annotated[int, Meta(ge=1)]
     hpa: Hpa
     pdb_min_available: Annotated[int, Meta(ge=0)]
+    quota_pods: Annotated[int, Meta(ge=1)]
+    """The namespace's pod quota: the capacity agreed for the environment. Scaling (``make``,
+    ``playbooks/scale.yml``) stays within it; raising it is a capacity decision of its own."""
 
     @property
     def min_replicas(self) -> int:
@@ -310,6 +315,23 @@ class EnvConfig(_Section, frozen=True):
             )
         if self.delivery.canary.enabled and not self.scaling.hpa.enabled:
             raise ValueError("delivery.canary.enabled: a canary needs scaling.hpa (several pods)")
+        if self.max_pods > self.scaling.quota_pods:
+            raise ValueError(
+                f"scaling.quota_pods: a rollout runs up to {self.max_pods} pods, more than the"
+                f" quota of {self.scaling.quota_pods}: lower the replicas or raise the quota"
+            )
+
+    @property
+    def max_pods(self) -> int:
+        """The most pods a rollout can run at once.
+
+        A Deployment surges one pod. The canary keeps every stable pod until it is promoted (so
+        an abort is instant) while the canary grows to 100 %: twice the replicas at the last
+        step.
+        """
+        scaling = self.scaling
+        top = scaling.hpa.max_replicas if scaling.hpa.enabled else scaling.replicas
+        return 2 * top if self.delivery.canary.enabled else top + ROLLOUT_SURGE_PODS
 
     @property
     def host(self) -> str:

@@ -8,7 +8,6 @@ from infra.config import EnvConfig
 from infra.model.common import APP, Manifest, labels, metadata
 
 POD_SECURITY_LEVEL = "restricted"
-ROLLOUT_SURGE_PODS = 1
 
 
 def _scale(quantity: str, factor: int) -> str:
@@ -18,16 +17,6 @@ def _scale(quantity: str, factor: int) -> str:
         raise ValueError(f"not an integer quantity: {quantity!r}")
     digits, suffix = match.groups()
     return f"{int(digits) * factor}{suffix}"
-
-
-def max_pods(cfg: EnvConfig) -> int:
-    """The most pods a rollout can run at once.
-
-    A Deployment surges one pod. The canary keeps every stable pod until it is promoted (so an
-    abort is instant) while the canary grows to 100 %: twice the replicas at the last step.
-    """
-    top = cfg.scaling.hpa.max_replicas if cfg.scaling.hpa.enabled else cfg.scaling.replicas
-    return 2 * top if cfg.delivery.canary.enabled else top + ROLLOUT_SURGE_PODS
 
 
 def namespace(cfg: EnvConfig) -> Manifest:
@@ -50,7 +39,7 @@ def restricted_namespace(cfg: EnvConfig, name: str) -> Manifest:
 
 
 def resource_quota(cfg: EnvConfig) -> Manifest:
-    pods = max_pods(cfg)
+    pods = cfg.scaling.quota_pods
     hard = {
         "pods": str(pods),
         "requests.cpu": _scale(cfg.service.resources.cpu_request, pods),

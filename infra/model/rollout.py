@@ -26,6 +26,9 @@ ANALYSIS_TEMPLATE = f"{APP}-canary"
 CANARY_WEIGHTS = (5, 25, 50, 100)
 HASH_ARG = "canary-hash"
 HASH_LABEL = "rollouts-pod-template-hash"
+ROLLBACK_WINDOW_REVISIONS = 3
+"""Going back to one of the last three revisions (playbooks/rollback.yml) skips the canary
+steps: the old version has been measured already, and a rollback must finish in minutes."""
 PROMETHEUS_URL = (
     f"http://{KUBE_PROMETHEUS_STACK.name}-prometheus.{KUBE_PROMETHEUS_STACK.namespace}.svc:9090"
 )
@@ -128,6 +131,7 @@ def rollout(cfg: EnvConfig, template: dict[str, Any]) -> Manifest:
         "metadata": metadata(cfg, APP),
         "spec": {
             "revisionHistoryLimit": 5,
+            "rollbackWindow": {"revisions": ROLLBACK_WINDOW_REVISIONS},
             "selector": {"matchLabels": selector_labels(cfg)},
             "template": template,
             "strategy": {

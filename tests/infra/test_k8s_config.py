@@ -56,6 +56,18 @@ def test_stack_project_file() -> None:
             {"scaling.hpa.max_replicas": 2},
             "cap-verifier-ops:scaling.hpa.max_replicas: expected an integer >= min_replicas",
         ),
+        (
+            "prod",
+            {"scaling.hpa.max_replicas": 31},
+            "cap-verifier-ops:scaling.quota_pods: a rollout runs up to 62 pods, more than the"
+            " quota of 60",
+        ),
+        (
+            "staging",
+            {"scaling.quota_pods": 6},
+            "cap-verifier-ops:scaling.quota_pods: a rollout runs up to 7 pods",
+        ),
+        ("dev", {"scaling.quota_pods": 0}, "cap-verifier-ops:scaling.quota_pods: Expected `int`"),
         ("prod", {"edge.host": None}, "cap-verifier-ops:edge.host: required key is missing"),
         ("prod", {"image.tag": "latest"}, "cap-verifier-ops:image.tag: not allowed in prod"),
         ("staging", {"image.digest": None}, "cap-verifier-ops:image.tag: missing"),
