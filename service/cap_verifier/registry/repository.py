@@ -293,6 +293,19 @@ class Registry:
                 )
             }
 
+    def policy_ids(self) -> dict[str, list[str]]:
+        """Every stored policy: ``{"v1": [uuid, …], "v2": [policy id, …]}``, sorted (for the
+        runbooks that check every policy is still served)."""
+        with self._session("policy_ids") as session:
+            return {
+                "v1": [
+                    str(i) for i in session.scalars(select(PolicyV1Row.id).order_by(PolicyV1Row.id))
+                ],
+                "v2": list(
+                    session.scalars(select(PolicyV2Row.policy_id).order_by(PolicyV2Row.policy_id))
+                ),
+            }
+
     # -- audit ----------------------------------------------------------------------------
 
     def record_verification(self, record: AuditRecord) -> None:
