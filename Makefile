@@ -8,13 +8,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
 CHECKOV_STAMP := $(TOOLS)/checkov/.installed
+COLLECTIONS_STAMP := $(TOOLS)/ansible/collections/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds fmt generate render check-generated check lint typecheck test test-fast checkov bench up down status smoke clean
+.PHONY: help venv crds collections fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,11 +30,16 @@ venv: $(SYNCED) ## create .venv from uv.lock
 $(CHECKOV_STAMP): tools/checkov/requirements.txt tools/checkov/bootstrap.sh | $(UV)
 	PYTHON=$(PYTHON) UV=$(UV) bash tools/checkov/bootstrap.sh
 
+$(COLLECTIONS_STAMP): tools/ansible/requirements.txt tools/ansible/collections.txt | $(SYNCED)
+	$(BIN)/python -m cap_ops.collections
+
+collections: $(COLLECTIONS_STAMP) ## the pinned Ansible collections into .tools/ansible/collections
+
 crds: $(SYNCED) ## fill and verify .cache/crds/ from infra/crds.lock (CRD_MIRROR=DIR or the network)
 	$(BIN)/python -m cap_ops.crds
 
 fmt: $(SYNCED) ## format the Python sources
-	$(BIN)/ruff format service tools tests bench alerts infra dashboards
+	$(BIN)/ruff format service tools tests bench alerts infra dashboards playbooks
 
 generate: $(SYNCED) ## regenerate from alerts/config.yaml: rule files, runbook tables, dashboard
 	$(BIN)/python -m alerts.generate
@@ -51,8 +57,11 @@ check-generated: generate render ## regenerate everything; fail when it differs 
 check: fmt generate render lint test ## everything, in order: format, generate, lint, test
 
 lint: $(SYNCED) ## ruff (lint + format check)
-	$(BIN)/ruff check service tools tests bench alerts infra dashboards
-	$(BIN)/ruff format --check service tools tests bench alerts infra dashboards
+	$(BIN)/ruff check service tools tests bench alerts infra dashboards playbooks
+	$(BIN)/ruff format --check service tools tests bench alerts infra dashboards playbooks
+
+lint-playbooks: $(SYNCED) $(COLLECTIONS_STAMP) ## ansible-lint, production profile, offline
+	cd playbooks && PATH=$(CURDIR)/$(BIN):$$PATH ansible-lint
 
 # Test folders import their sibling helpers by bare name (pytest puts the folder on sys.path):
 # each folder is checked on its own, with itself on MYPYPATH.
@@ -60,14 +69,15 @@ TEST_DIRS := $(sort $(dir $(wildcard tests/*/*.py tests/*/*/*.py)))
 typecheck: $(SYNCED) ## mypy --strict on the packages, generators, infra/, bench/ and tests/
 	$(BIN)/mypy
 	$(BIN)/mypy --strict alerts dashboards infra bench tests/*.py
+	$(BIN)/mypy --strict playbooks/library playbooks/filter_plugins
 	@for dir in $(TEST_DIRS); do \
 	  MYPYPATH=$$dir $(BIN)/mypy --strict $$dir || exit 1; \
 	done
 
-test: lint typecheck crds $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
+test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: $(SYNCED) crds $(CHECKOV_STAMP) ## pytest without lint, types, slow and local-environment tests
+test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) ## pytest without lint, types, slow and local-environment tests
 	$(BIN)/pytest -m "not slow and not localenv" $(PYTEST_ARGS)
 
 checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
@@ -75,6 +85,9 @@ checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tool
 
 bench: $(SYNCED) ## benchmark the service with wrk (not part of make test)
 	$(BIN)/python bench/run.py
+
+bench-ops: $(SYNCED) ## benchmark backup and restore of a large registry (not part of make test)
+	$(BIN)/python bench/ops.py
 
 up: $(SYNCED) ## start the local environment
 	$(BIN)/python -m cap_ops.localenv up
@@ -87,6 +100,32 @@ smoke: $(SYNCED) ## ORR 5.1 smoke checks: ENV=local (default) or URL= TOKEN_URL=
 
 status: $(SYNCED) ## show the local environment
 	$(BIN)/python -m cap_ops.localenv status
+
+# The on-call runbooks against the local environment (playbooks/README.md); each exits non-zero
+# when its playbook fails. Extra ansible-playbook options: ANSIBLE_ARGS="-e ...".
+PLAYBOOK = cd playbooks && PATH=$(CURDIR)/$(BIN):$$PATH ansible-playbook -i inventories/local/inventory.py
+ANSIBLE_ARGS ?=
+
+backup: $(SYNCED) $(COLLECTIONS_STAMP) ## back up the local registry and configuration (AGE_RECIPIENT=age1... or AGE_RECIPIENTS_FILE=)
+	$(PLAYBOOK) backup.yml $(ANSIBLE_ARGS)
+
+restore: $(SYNCED) $(COLLECTIONS_STAMP) ## restore the latest backup, or BACKUP=<name>
+	$(PLAYBOOK) restore.yml $(if $(BACKUP),-e backup=$(BACKUP)) $(ANSIBLE_ARGS)
+
+rotate-secret: $(SYNCED) $(COLLECTIONS_STAMP) ## rotate an OAuth2 client secret (CLIENT=all by default)
+	$(PLAYBOOK) rotate-oauth2-secret.yml $(if $(CLIENT),-e client=$(CLIENT)) $(ANSIBLE_ARGS)
+
+rotate-signing-key: $(SYNCED) $(COLLECTIONS_STAMP) ## rotate the dev IdP's signing key
+	$(PLAYBOOK) rotate-signing-key.yml $(ANSIBLE_ARGS)
+
+rotate-tls: $(SYNCED) $(COLLECTIONS_STAMP) ## renew the serving certificate and make the server use it
+	$(PLAYBOOK) rotate-tls.yml $(ANSIBLE_ARGS)
+
+rotate-tls-check: $(SYNCED) $(COLLECTIONS_STAMP) ## days to expiry of every certificate; fails under 30
+	$(PLAYBOOK) rotate-tls.yml --tags check $(ANSIBLE_ARGS)
+
+flush-cache: $(SYNCED) $(COLLECTIONS_STAMP) ## empty the compiled-policy cache (rolling restart)
+	$(PLAYBOOK) flush-cache.yml $(ANSIBLE_ARGS)
 
 clean: ## remove the environments and caches
 	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -107,6 +107,7 @@ def make_directories(layout: Layout) -> None:
         _chown(layout, directory)
     layout.supervisor_dir.mkdir(parents=True, exist_ok=True)
     layout.supervisor_dir.chmod(0o700)  # the control socket: the operator only
+    layout.supervisor_include_dir.mkdir(exist_ok=True)
 
 
 def secure_pki(layout: Layout, pki: PKIFiles) -> None:

@@ -74,6 +74,20 @@ class Layout:
         return self.local / "data"
 
     @property
+    def registry_file(self) -> Path:
+        """The verifier's SQLite registry."""
+        return self.data / "registry.db"
+
+    @property
+    def registry_url(self) -> str:
+        return f"sqlite:///{self.registry_file}"
+
+    @property
+    def backups(self) -> Path:
+        """Where ``make backup`` writes (one directory per backup, named by its UTC time)."""
+        return self.local / "backups"
+
+    @property
     def logs(self) -> Path:
         return self.local / "logs"
 
@@ -84,6 +98,11 @@ class Layout:
     @property
     def supervisor_conf(self) -> Path:
         return self.supervisor_dir / "supervisord.conf"
+
+    @property
+    def supervisor_include_dir(self) -> Path:
+        """Programs added by the playbooks (the backup schedule), one ``*.conf`` each."""
+        return self.supervisor_dir / "conf.d"
 
     @property
     def supervisor_socket(self) -> Path:

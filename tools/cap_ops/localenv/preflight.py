@@ -19,6 +19,7 @@ DEBIAN_PACKAGES = {
     "python3.11": "/usr/bin/python3.11",  # the service user's interpreter
     "acl": "/usr/bin/setfacl",  # lets the service user through the checkout's parents
     "iproute2": "/usr/bin/ss",
+    "age": "/usr/bin/age",  # encrypts the configuration in backups (playbooks/backup.yml)
 }
 TOOLS = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env python3
+"""The staging inventory, from the facts' own homes (tools/cap_ops/inventory.py)."""
+
+from pathlib import Path
+
+from cap_ops.inventory import main
+
+main("staging", Path(__file__).resolve().parents[3])
