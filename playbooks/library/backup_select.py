@@ -7,8 +7,9 @@ DOCUMENTATION = r"""
 module: backup_select
 short_description: Choose a backup and check it completely, changing nothing
 description:
-  - Picks the named backup, or the latest one, under C(root) - first fetching it from C(url)
-    (S3) into C(root) when given - and checks every file against the manifest (size and
+  - Picks the named backup, or the newest one (by name, even when its manifest is unreadable:
+    a damaged newest backup is reported, not passed over), under C(root) - first fetching it
+    from C(url) (S3) into C(root) when given - and checks every file against the manifest (size and
     SHA-256) and the snapshot's schema revision against the code's. Fails with one line
     naming the first problem; the registry is not touched.
 options:
@@ -43,8 +44,9 @@ from pathlib import Path
 import msgspec
 from ansible.module_utils.basic import AnsibleModule
 
-from cap_ops.backup import BackupError, check_revision, latest, verify_files
+from cap_ops.backup import BackupError, check_revision, verify_files
 from cap_ops.backup.s3 import download
+from cap_ops.backup.timestamps import parse_stamp
 
 
 def main() -> None:
@@ -66,10 +68,16 @@ def main() -> None:
             if not directory.is_dir():
                 raise BackupError(f"{directory}: no such backup")
         else:
-            newest = latest(root) if root.is_dir() else None
-            if newest is None:
+            # The newest directory named as a backup, readable or not: a damaged newest backup
+            # is reported, never silently passed over for an older one.
+            names = (
+                sorted(p.name for p in root.iterdir() if parse_stamp(p.name))
+                if root.is_dir()
+                else []
+            )
+            if not names:
                 raise BackupError(f"{root}: no backup to restore")
-            directory = newest.path
+            directory = root / names[-1]
         manifest = verify_files(directory)
         check_revision(manifest.schema_revision, service_version=manifest.service_version)
     except BackupError as exc:

@@ -70,3 +70,20 @@ def fresh_database() -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     """The URL of a fresh, empty PostgreSQL database (see :func:`fresh_database`)."""
     yield from fresh_database()
+
+
+def drop_databases_like(prefix: str) -> list[str]:
+    """Drop every database whose name starts with ``prefix`` (what a restore left: the
+    ``<db>_before_restore_*`` copies); the names dropped."""
+    with _admin_connection() as conn:
+        names = [
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix]
+            ).fetchall()
+        ]
+        for name in names:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    return names

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from cap_ops.localenv.layout import Layout
 from cap_ops.localenv.pki import PKIFiles
 
@@ -53,6 +55,17 @@ def prod_retention_days(root: Path) -> int:
     return database.backup.retention_days
 
 
+def jwks_refetch_seconds() -> float:
+    """The least time between two JWKS refetches of a verifier worker for an unknown kid (its
+    setting's default; the local environment keeps it): signing keys must not rotate faster."""
+    from cap_verifier.settings import OAuth2Settings  # noqa: PLC0415
+
+    (field,) = [
+        f for f in msgspec.structs.fields(OAuth2Settings) if f.name == "jwks_refetch_interval"
+    ]
+    return float(field.default)
+
+
 def local_vars(layout: Layout) -> dict[str, Any]:
     pki = PKIFiles.under(layout.pki)
     return {
@@ -83,7 +96,9 @@ def local_vars(layout: Layout) -> dict[str, Any]:
         "idp_program": "cap-dev-idp",
         "verifier_url": layout.url("cap-verifier"),
         "idp_url": layout.url("cap-dev-idp"),
-        "idp_config": str(layout.idp_dir / "idp.yaml"),
+        "idp_config": str(layout.idp_config),
+        "idp_keys_manifest": str(layout.idp_keys_dir / "keys.json"),
+        "jwks_refetch_seconds": jwks_refetch_seconds(),
         "prometheus_url": layout.url("prometheus"),
         "ca_cert": str(pki.ca_cert),
         "ca_key": str(pki.ca_key),

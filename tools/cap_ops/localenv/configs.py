@@ -37,7 +37,7 @@ def idp_config(layout: Layout, pki: PKIFiles) -> dict[str, Any]:
         "audience": AUDIENCE,
         "token_lifetime_seconds": 300,
         "clients_file": str(layout.idp_dir / "clients.yaml"),
-        "keys_dir": str(layout.idp_dir / "keys"),
+        "keys_dir": str(layout.idp_keys_dir),
         "server": {
             "host": HOST,
             "port": layout.ports.idp,
@@ -167,7 +167,7 @@ def supervisord_config(layout: Layout) -> str:
             "cap_dev_idp",
             "serve",
             "--config",
-            str(layout.idp_dir / "idp.yaml"),
+            str(layout.idp_config),
         ],
         "cap-verifier": [
             str(venv_bin / "cap-verifier"),

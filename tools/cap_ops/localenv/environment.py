@@ -175,7 +175,7 @@ def write_configs(layout: Layout, pki: PKIFiles) -> set[str]:
     changed: set[str] = set()
     files = {
         "cap-dev-idp": (
-            layout.idp_dir / "idp.yaml",
+            layout.idp_config,
             configs.dump_yaml(configs.idp_config(layout, pki)),
         ),
         "cap-verifier": (

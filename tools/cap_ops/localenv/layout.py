@@ -66,6 +66,15 @@ class Layout:
         return self.local / "idp"
 
     @property
+    def idp_config(self) -> Path:
+        return self.idp_dir / "idp.yaml"
+
+    @property
+    def idp_keys_dir(self) -> Path:
+        """The dev IdP's signing keys (``keys.json`` names the current and previous kid)."""
+        return self.idp_dir / "keys"
+
+    @property
     def verifier_dir(self) -> Path:
         return self.local / "verifier"
 
