@@ -13,9 +13,10 @@ from cap_ops.devkit.service import ServiceProcess, service_config
 from cap_ops.devkit.tokens import AUDIENCE, ISSUER, SigningKey, jwks_document, mint
 from cap_verifier.domain.ir import IR
 from support.postgres import postgres_url
+from support.s3 import s3_server
 from support.vectors import LKSG_YAML
 
-__all__ = ["postgres_url"]  # a fixture, shared with every test folder
+__all__ = ["postgres_url", "s3_server"]  # fixtures, shared with every test folder
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import crd_schemas
 import infra.policies.manifests as pol
 import kubernetes_validate
 import pytest
@@ -26,6 +25,7 @@ from ruamel.yaml import YAML
 
 from cap_ops.durations import seconds
 from cap_verifier.settings import ServerSettings
+from support import crd_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 Objs = list[dict[str, Any]]

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import crd_schemas
 import infra.policies.manifests as pol
 import kubernetes_validate
 import pytest
@@ -20,6 +19,7 @@ from infra.policies import objects
 from infra.policies.pod_security import pod_security_restricted
 
 from infra import render
+from support import crd_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 NS_LABEL = "kubernetes.io/metadata.name"

@@ -21,13 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from cap_ops.backup import list_backups, newest_good, read_manifest, verify_files
 from cap_ops.backup.timestamps import stamp
-from cap_ops.devkit.net import free_port
 from cap_ops.localenv import supervisor
 from cap_ops.localenv.layout import Layout
 from cap_ops.poll import wait_until
@@ -48,6 +46,7 @@ from support.playbooks import (
 )
 from support.postgres import drop_databases_like
 from support.registry_data import TABLES, store_policies, table_rows
+from support.s3 import new_bucket, s3_client
 from support.vectors import LKSG_YAML
 
 pytestmark = [pytest.mark.localenv, pytest.mark.slow]
@@ -397,35 +396,6 @@ def test_retention_prunes_by_age_and_keeps_the_newest_good_backup(
 # ----------------------------------------------------------------------- S3 and PostgreSQL
 
 
-@pytest.fixture
-def s3_server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """moto's S3-compatible server on a free loopback port; the AWS environment to reach it."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing-access-key",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret-key-not-for-logs",
-        "AWS_DEFAULT_REGION": "eu-central-1",
-    }
-    try:
-        wait_until(
-            lambda: httpx.get(env["AWS_ENDPOINT_URL"], timeout=1).status_code < 500,
-            30,
-            "moto",
-            0.1,
-            ignore=(httpx.HTTPError,),
-        )
-        yield env
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 @pytest.mark.orr("4.4-06")
 def test_the_s3_target_round_trip(
     local_env: dict[str, Any],
@@ -434,17 +404,9 @@ def test_the_s3_target_round_trip(
     s3_server: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server["AWS_ENDPOINT_URL"],
-        region_name="eu-central-1",
-        aws_access_key_id=s3_server["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=s3_server["AWS_SECRET_ACCESS_KEY"],
-    )
-    s3.create_bucket(
-        Bucket="cap-backups", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
-    )
-    url = "s3://cap-backups/local/registry"
+    name_of_bucket = new_bucket()
+    s3 = s3_client(s3_server, bucket=name_of_bucket)
+    url = f"s3://{name_of_bucket}/local/registry"
     env = playbook_env(**s3_server)
     root = tmp_path / "backups"
     run = run_playbook(
@@ -454,7 +416,7 @@ def test_the_s3_target_round_trip(
     )
     name = backup_name(run)
     assert f"copied to {url}/{name}" in run.report
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="cap-backups")["Contents"]}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=name_of_bucket)["Contents"]}
     assert {
         f"local/registry/{name}/{f}" for f in ("registry.db", "config.tar.age", "manifest.json")
     } == keys
