@@ -115,6 +115,7 @@ def cluster_vars(env: str, root: Path) -> dict[str, Any]:
     from infra.charts import ARGOCD  # noqa: PLC0415
     from infra.config import load  # noqa: PLC0415
     from infra.gitops import deploy_path, root_name  # noqa: PLC0415
+    from infra.model import certs  # noqa: PLC0415
     from infra.model import database as db_model  # noqa: PLC0415
     from infra.model import secrets  # noqa: PLC0415
     from infra.model.common import APP  # noqa: PLC0415
@@ -142,6 +143,7 @@ def cluster_vars(env: str, root: Path) -> dict[str, Any]:
         "secret_key_prefix": cfg.secrets.key_prefix,
         "secret_store_region": cfg.secrets.store_region,
         "oauth2_external_secret": secrets.OAUTH2_SECRET,
+        "tls_certificate": certs.certificate(cfg)["metadata"]["name"],
         "oauth2_secret_key": f"{cfg.secrets.key_prefix}/oauth2",
         "verifier_url": f"https://{cfg.host}",
         "repo_root": str(root),
