@@ -670,3 +670,44 @@ def test_cache_flush_under_load_keeps_every_policy(
     assert load.requests >= 100
     assert load.failures == []
     assert set(served(env, table_rows(layout.registry_url)).values()) == {200}
+
+
+# ----------------------------------------------------------------------------- check mode
+
+
+def environment_state(layout: Layout) -> dict[str, Any]:
+    """What an operation could change: registry rows, secrets, keys, certificates, backups,
+    the verifier's processes."""
+    files = [
+        layout.env_json,
+        layout.idp_dir / "clients.yaml",
+        layout.idp_keys_dir / "keys.json",
+        *sorted(layout.pki.glob("*")),
+    ]
+    return {
+        "rows": table_rows(layout.registry_url),
+        "files": {str(path): path.read_bytes() for path in files},
+        "backups": sorted(p.name for p in layout.backups.glob("*")),
+        "pids": supervisor.pids(layout),
+    }
+
+
+@pytest.mark.parametrize(
+    ("playbook", "variables"),
+    [
+        ("backup.yml", {"age_recipient": "age1" + "q" * 58}),
+        ("restore.yml", {}),
+        ("rotate-oauth2-secret.yml", {"grace_seconds": 5}),
+        ("rotate-signing-key.yml", {}),
+        ("rotate-tls.yml", {}),
+        ("flush-cache.yml", {}),
+    ],
+)
+def test_check_mode_changes_nothing(
+    local_env: dict[str, Any], layout: Layout, playbook: str, variables: dict[str, Any]
+) -> None:
+    before = environment_state(layout)
+    run = run_playbook(playbook, "--check", *extra_vars(variables))
+    assert run.returncode == 0, run.failure
+    assert "check mode, nothing changed" in run.report
+    assert environment_state(layout) == before
