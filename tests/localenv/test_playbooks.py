@@ -44,7 +44,6 @@ from support.playbooks import (
     run_playbook,
     scan_for_secrets,
 )
-from support.postgres import drop_databases_like
 from support.registry_data import TABLES, store_policies, table_rows
 from support.s3 import new_bucket, s3_client
 from support.vectors import LKSG_YAML
@@ -449,21 +448,18 @@ def test_the_postgresql_path_backup_and_restore(
     saved = table_rows(postgres_url)
     root = tmp_path / "backups"
     common = {"registry_url": postgres_url, "backup_root": str(root)}
+    run = run_playbook("backup.yml", *extra_vars({**common, "age_recipient": age_recipient}))
+    name = backup_name(run)
+    assert read_manifest(root / name).registry == "postgresql"
+    registry = Registry(postgres_url)
     try:
-        run = run_playbook("backup.yml", *extra_vars({**common, "age_recipient": age_recipient}))
-        name = backup_name(run)
-        assert read_manifest(root / name).registry == "postgresql"
-        registry = Registry(postgres_url)
-        try:
-            store_policies(registry, "after", count=1)
-        finally:
-            registry.close()
-        assert table_rows(postgres_url) != saved
-        restored = run_playbook("restore.yml", *extra_vars(common))
-        assert restored.returncode == 0, restored.failure
-        assert table_rows(postgres_url) == saved
+        store_policies(registry, "after", count=1)
     finally:
-        drop_databases_like(postgres_url.rsplit("/", 1)[1] + "_")
+        registry.close()
+    assert table_rows(postgres_url) != saved
+    restored = run_playbook("restore.yml", *extra_vars(common))
+    assert restored.returncode == 0, restored.failure
+    assert table_rows(postgres_url) == saved
 
 
 # ------------------------------------------------------------------ the schedule, testinfra

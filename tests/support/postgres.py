@@ -12,33 +12,35 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
+from cap_ops.devkit.postgres import (
+    PG_ADMIN_DB,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    admin_connection,
+    drop_databases_like,
+    scratch_database,
+)
 from support.require import need
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
-PG_ADMIN_DB = "test"
-
-
-def _admin_connection() -> psycopg.Connection[tuple[object, ...]]:
-    """An AUTOCOMMIT connection to the admin database (CREATE/DROP DATABASE need it)."""
-    return psycopg.connect(
-        host=PG_HOST,
-        port=PG_PORT,
-        user=PG_USER,
-        dbname=PG_ADMIN_DB,
-        connect_timeout=3,
-        autocommit=True,
-    )
+__all__ = [
+    "PG_ADMIN_DB",
+    "PG_HOST",
+    "PG_PORT",
+    "PG_USER",
+    "drop_databases_like",
+    "fresh_database",
+    "postgres_url",
+    "require_postgres",
+]
 
 
 @functools.cache
 def _postgres_unreachable() -> str | None:
     """Why PostgreSQL cannot be used, or None when it answers."""
     try:
-        with _admin_connection() as conn:
+        with admin_connection() as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
         return f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {exc}"
@@ -52,38 +54,14 @@ def require_postgres() -> None:
 
 
 def fresh_database() -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL database, dropped (WITH FORCE) afterwards."""
+    """The URL of a fresh, empty PostgreSQL database, dropped (WITH FORCE) afterwards with
+    every ``<name>_*`` database a restore into it left."""
     require_postgres()
-    name = f"capreg_{uuid.uuid4().hex[:16]}"
-    with _admin_connection() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        with _admin_connection() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with scratch_database(f"capreg_{uuid.uuid4().hex[:16]}") as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The URL of a fresh, empty PostgreSQL database (see :func:`fresh_database`)."""
     yield from fresh_database()
-
-
-def drop_databases_like(prefix: str) -> list[str]:
-    """Drop every database whose name starts with ``prefix`` (what a restore left: the
-    ``<db>_before_restore_*`` copies); the names dropped."""
-    with _admin_connection() as conn:
-        names = [
-            str(name)
-            for (name,) in conn.execute(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix]
-            ).fetchall()
-        ]
-        for name in names:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    return names

@@ -27,3 +27,20 @@ def write_or_check(
         print(f"not current, run {generator}: {', '.join(stale)}", file=sys.stderr)
         return 1
     return 0
+
+
+END = "<!-- END generated -->"
+
+
+class MissingBlock(ValueError):
+    """The file has no generated block with that marker."""
+
+
+def replace_block(text: str, block: str, begin: str, where: str) -> str:
+    """``text`` with the lines between ``begin`` and :data:`END` replaced by ``block``; a
+    document can hold several blocks, each with its own ``begin`` marker."""
+    head, found_begin, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(END)
+    if not (found_begin and found_end):
+        raise MissingBlock(f"{where}: no generated block ({begin} ... {END})")
+    return f"{head}{begin}\n{block}{END}{tail}"

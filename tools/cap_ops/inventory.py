@@ -115,9 +115,8 @@ def cluster_vars(env: str, root: Path) -> dict[str, Any]:
     from infra.charts import ARGOCD  # noqa: PLC0415
     from infra.config import load  # noqa: PLC0415
     from infra.gitops import deploy_path, root_name  # noqa: PLC0415
-    from infra.model import certs  # noqa: PLC0415
+    from infra.model import certs, secrets  # noqa: PLC0415
     from infra.model import database as db_model  # noqa: PLC0415
-    from infra.model import secrets  # noqa: PLC0415
     from infra.model.common import APP  # noqa: PLC0415
 
     cfg = load(env, root)

@@ -13,29 +13,69 @@ Every failure is a :class:`BackupError` whose text is one line; a failed operati
 data as it was.
 """
 
-from cap_ops.backup.checksums import add_file, verify_files
-from cap_ops.backup.errors import BackupError
-from cap_ops.backup.manifest import (
-    MANIFEST_NAME,
-    REGISTRY_FILES,
-    FileEntry,
-    Manifest,
-    RegistryKind,
-    read_manifest,
-    write_manifest,
-)
-from cap_ops.backup.restore import RestoreReport, restore
-from cap_ops.backup.revisions import check_revision, code_revision
-from cap_ops.backup.snapshot import snapshot
-from cap_ops.backup.store import (
-    Backup,
-    latest,
-    list_backups,
-    newest_good,
-    partial_directory,
-    prune,
-    publish,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cap_ops.backup.checksums import add_file, verify_files
+    from cap_ops.backup.errors import BackupError
+    from cap_ops.backup.manifest import (
+        MANIFEST_NAME,
+        REGISTRY_FILES,
+        FileEntry,
+        Manifest,
+        RegistryKind,
+        read_manifest,
+        write_manifest,
+    )
+    from cap_ops.backup.restoring import RestoreReport, restore
+    from cap_ops.backup.revisions import check_revision, code_revision
+    from cap_ops.backup.snapshots import snapshot
+    from cap_ops.backup.store import (
+        Backup,
+        latest,
+        list_backups,
+        newest_good,
+        partial_directory,
+        prune,
+        publish,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "Backup": "cap_ops.backup.store",
+    "BackupError": "cap_ops.backup.errors",
+    "FileEntry": "cap_ops.backup.manifest",
+    "MANIFEST_NAME": "cap_ops.backup.manifest",
+    "Manifest": "cap_ops.backup.manifest",
+    "REGISTRY_FILES": "cap_ops.backup.manifest",
+    "RegistryKind": "cap_ops.backup.manifest",
+    "RestoreReport": "cap_ops.backup.restoring",
+    "add_file": "cap_ops.backup.checksums",
+    "check_revision": "cap_ops.backup.revisions",
+    "code_revision": "cap_ops.backup.revisions",
+    "latest": "cap_ops.backup.store",
+    "list_backups": "cap_ops.backup.store",
+    "newest_good": "cap_ops.backup.store",
+    "partial_directory": "cap_ops.backup.store",
+    "prune": "cap_ops.backup.store",
+    "publish": "cap_ops.backup.store",
+    "read_manifest": "cap_ops.backup.manifest",
+    "restore": "cap_ops.backup.restoring",
+    "snapshot": "cap_ops.backup.snapshots",
+    "verify_files": "cap_ops.backup.checksums",
+    "write_manifest": "cap_ops.backup.manifest",
+}
+"""Name -> its module, imported on first use: a module needing only ``publish`` does not load
+SQLAlchemy, Alembic and the PostgreSQL driver (each Ansible module is a new process). No module
+is named like a function it exports (the import system would shadow the function)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "MANIFEST_NAME",

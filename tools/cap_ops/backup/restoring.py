@@ -19,7 +19,7 @@ from cap_ops.backup.errors import BackupError, guarded
 from cap_ops.backup.manifest import RegistryKind
 from cap_ops.backup.postgres_backend import PG_RESTORE, restore_postgres
 from cap_ops.backup.revisions import check_revision
-from cap_ops.backup.snapshot import DEFAULT_TOOL_TIMEOUT_S
+from cap_ops.backup.snapshots import DEFAULT_TOOL_TIMEOUT_S
 from cap_ops.backup.sqlite_backend import restore_sqlite
 from cap_ops.backup.timestamps import stamp, utc, utc_now
 from cap_ops.backup.urls import SqliteLocation, parse_registry_url
