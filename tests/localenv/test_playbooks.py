@@ -484,7 +484,7 @@ def schedule_installed(layout: Layout) -> Iterator[Path]:
         )
 
 
-@pytest.mark.orr("4.4-04")
+@pytest.mark.orr("4.4-04", "4.4-10")
 def test_the_daily_schedule_is_installed_and_backups_are_private(
     host: Any, layout: Layout, age_recipient: str, schedule_installed: Path
 ) -> None:

@@ -108,7 +108,7 @@ def rendered_matches_git(work: Path) -> None:
     assert git(work, "status", "--porcelain") == ""
 
 
-@pytest.mark.orr("8.2-01", "8.2-03")
+@pytest.mark.orr("8.2-01")
 def test_rollback_commits_the_previous_image_and_pushes_it(clone: Path) -> None:
     before = stack(clone, "staging")["image"]
     assert isinstance(before, dict)
