@@ -28,6 +28,7 @@ from cap_ops.durations import human_seconds, seconds
 from cap_ops.generated import write_or_check
 from cap_ops.monitoring import Monitoring
 from cap_verifier.typed_yaml import ConfigError
+from infra.model.certs import CERTIFICATE
 
 ALERTS_DIR = Path(__file__).resolve().parent
 RUNBOOKS_DIR = ALERTS_DIR.parent / "runbooks"
@@ -48,6 +49,18 @@ VALUE_DURATION = "{{ $value | humanizeDuration }}"
 VALUE_4G = '{{ printf "%.4g" $value }}'
 
 _ALERT_NAME = re.compile(r"Verifier[A-Z][A-Za-z0-9]*")
+ORR_ALERTS = frozenset(
+    {
+        "HighErrorRate",
+        "HighP95Latency",
+        "HighP99Latency",
+        "FivexxSpike",
+        "LowCacheHitRate",
+        "HighAuthFailureRate",
+        "NoTraffic",
+    }
+)
+"""ORR 3.3's seven alerts keep the checklist's names; every other alert is Verifier + PascalCase."""
 
 
 def num(value: float) -> str:
@@ -92,8 +105,8 @@ def alert(
     description: str,
     labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    if not _ALERT_NAME.fullmatch(name):
-        raise ConfigError(f"alert {name!r}: expected Verifier + PascalCase")
+    if name not in ORR_ALERTS and not _ALERT_NAME.fullmatch(name):
+        raise ConfigError(f"alert {name!r}: expected an ORR 3.3 name or Verifier + PascalCase")
     return {
         "alert": name,
         "expr": expr,
@@ -118,8 +131,7 @@ class Rules:
         self.target = table.slo.availability_target
         self.budget = table.error_budget
         self.period = table.slo.period
-        self.quantile = table.slo.latency_quantile
-        self.latency_seconds = table.slo.latency_threshold_seconds
+        self.max_errors = table.slo.max_error_ratio
         self.windows = table.burn_rate_windows
         self.jwks_ttl = table.jwks.cache_ttl_seconds
         self.jwks_max_stale = table.jwks.max_stale_seconds
@@ -135,11 +147,23 @@ class Rules:
                     f'  sum by (job) (rate(cap_verifier_requests_total{{{self.api},result="fail"}}'
                     f"[{w}]))\n  or\n  0 * {api_rate}[{w}]))\n)\n/\n{api_rate}[{w}]))",
                 ),
-                f"Share of API requests answered with a 5xx over {w}: the availability SLI,"
-                " one window of VerifierErrorBudgetBurn. 0, not absent, while no process has"
-                " answered a 5xx yet (the series with result=fail only appears at the first).",
+                f"Share of API requests answered with a 5xx over {w}: the availability SLI"
+                f"{', read by HighErrorRate' if w == '5m' else ''}, one window of"
+                " VerifierErrorBudgetBurn. 0, not absent, while no process has answered a 5xx"
+                " yet (the series with result=fail only appears at the first).",
             )
             for w in self.table.burn_ranges
+        ]
+        latencies = [
+            Rule(
+                record(
+                    self.table.latency_slis[o.quantile],
+                    f"histogram_quantile({num(o.quantile)}, sum by (job, le) (rate("
+                    f"cap_verifier_request_duration_seconds_bucket{{{self.api}}}[5m])))",
+                ),
+                f"The {o.name} latency SLI of API requests, read by High{o.name.upper()}Latency.",
+            )
+            for o in self.table.slo.latency
         ]
         hits = f"sum by (job) (rate(cap_verifier_cache_hits_total{{{self.sel}}}[5m]))"
         misses = f"sum by (job) (rate(cap_verifier_cache_misses_total{{{self.sel}}}[5m]))"
@@ -155,26 +179,12 @@ class Rules:
                         Rule(
                             record(monitoring.REQUESTS_RATE, f"{api_rate}[5m]))"),
                             "API requests per second: the traffic, and the denominator of"
-                            " VerifierAuthFailuresHigh.",
+                            " HighAuthFailureRate.",
                         ),
                         *errors,
                     ],
                 ),
-                Group(
-                    "cap-verifier-request-duration.rules",
-                    [
-                        Rule(
-                            record(
-                                self.table.latency_sli,
-                                f"histogram_quantile({num(self.quantile)}, sum by (job, le) (rate("
-                                f"cap_verifier_request_duration_seconds_bucket{{{self.api}}}"
-                                "[5m])))",
-                            ),
-                            f"The latency SLI (p{self.quantile * 100:g} of API requests), read by"
-                            " VerifierHighLatency.",
-                        )
-                    ],
-                ),
+                Group("cap-verifier-request-duration.rules", latencies),
                 Group(
                     "cap-verifier-auth-failures.rules",
                     [
@@ -184,8 +194,8 @@ class Rules:
                                 "sum by (job, reason) (rate(cap_verifier_auth_failures_total"
                                 f"{{{self.sel}}}[5m]))",
                             ),
-                            "Refused requests per second by reason, read by"
-                            " VerifierAuthFailuresHigh.",
+                            "Refused requests per second by reason, read by HighAuthFailureRate"
+                            " and the dashboard.",
                         )
                     ],
                 ),
@@ -193,14 +203,19 @@ class Rules:
                     "cap-verifier-cache.rules",
                     [
                         Rule(
+                            record(monitoring.CACHE_LOOKUPS_RATE, f"{hits}\n+\n{misses}"),
+                            "IR cache lookups per second: LowCacheHitRate speaks only while the"
+                            " cache is used.",
+                        ),
+                        Rule(
                             record(
                                 monitoring.CACHE_HIT_RATIO,
                                 f"{hits}\n/\n(\n  {hits}\n  +\n  {misses}\n)",
                             ),
                             "IR cache hits / lookups over 5 minutes (the exported"
                             " cap_verifier_cache_hit_ratio counts since start), read by"
-                            " VerifierCacheHitRatioLow.",
-                        )
+                            " LowCacheHitRate.",
+                        ),
                     ],
                 ),
             ],
@@ -208,17 +223,17 @@ class Rules:
 
     def availability(self) -> RuleFile:
         name = "VerifierTargetDown"
-        warning = self.alerts.target_down.warning
-        critical = self.alerts.target_down.critical
+        partial, total = self.alerts.target_down.partial, self.alerts.target_down.total
         summary = "Verifier scrape targets are down."
+        up = f"up{{{self.sel}}}"
         down = [
             Rule(
                 alert(
                     name,
-                    f"100 * (count by (job) (up{{{self.sel}}} == 0) / count by (job) "
-                    f"(up{{{self.sel}}})) > {num(warning.down_percent)}",
-                    warning.for_,
-                    "warning",
+                    f"100 * (count by (job) ({up} == 0) / count by (job) ({up}))"
+                    f" > {num(partial.down_percent)}",
+                    partial.for_,
+                    partial.severity,
                     summary=summary,
                     description=f"{VALUE_4G}% of the {JOB} targets are down.",
                 ),
@@ -227,9 +242,9 @@ class Rules:
             Rule(
                 alert(
                     name,
-                    f"sum by (job) (up{{{self.sel}}}) == 0\nor\nabsent(up{{{self.sel}}})",
-                    critical.for_,
-                    "critical",
+                    f"sum by (job) ({up}) == 0\nor\nabsent({up})",
+                    total.for_,
+                    total.severity,
                     summary=summary,
                     description=(
                         f"No {JOB} target is up: every scrape fails, or no target is discovered."
@@ -237,6 +252,81 @@ class Rules:
                 ),
                 "No replica answers: the service is down (the error-ratio SLIs see no requests"
                 " then, so they cannot page for it).",
+            ),
+        ]
+        errors = self.alerts.high_error_rate
+        spike = self.alerts.fivexx_spike
+        quiet = self.alerts.no_traffic
+        probe = self.alerts.endpoint_down
+        api_requests = f"cap_verifier_requests_total{{{self.api}}}"
+        served = [
+            Rule(
+                alert(
+                    "HighErrorRate",
+                    f"{monitoring.error_ratio('5m')}{{{self.sel}}} > {num(self.max_errors)}",
+                    errors.for_,
+                    errors.severity,
+                    summary="More than 1 in 100 verifier API requests fail with a 5xx."
+                    if self.max_errors == 0.01
+                    else f"More than {percent(self.max_errors)} of the verifier API requests"
+                    " fail with a 5xx.",
+                    description=(
+                        f"{VALUE_PERCENT} of the {JOB} API requests over the last 5 minutes were"
+                        f" answered with a 5xx (objective: under {percent(self.max_errors)})."
+                    ),
+                ),
+                "ORR 3.3-01: the error-rate objective, on 5 minutes of traffic. The burn-rate"
+                " alerts below judge the same errors against the 30-day budget.",
+            ),
+            Rule(
+                alert(
+                    "FivexxSpike",
+                    f'sum by (job) (increase(cap_verifier_requests_total{{{self.api},result="fail"}}'
+                    f"[1m])) > {spike.per_minute}",
+                    spike.for_,
+                    spike.severity,
+                    summary="A burst of 5xx answers from the verifier.",
+                    description=(
+                        f"{JOB} answered {VALUE_4G} API requests with a 5xx within the last"
+                        f" minute (threshold {spike.per_minute})."
+                    ),
+                ),
+                "ORR 3.3-04: many server errors at once, whatever the traffic: a broken release"
+                " or a dependency down.",
+            ),
+            Rule(
+                alert(
+                    "NoTraffic",
+                    f"(\n  sum by (job) (rate({api_requests}[{quiet.window}]))\n  or\n"
+                    f"  0 * sum by (job) ({up})\n) == 0\nand on (job)\nsum by (job) ({up}) > 0",
+                    quiet.for_,
+                    quiet.severity,
+                    summary="The verifier receives no API requests.",
+                    description=(
+                        f"{JOB} is up but answered no API request in the last {quiet.window}:"
+                        " clients cannot reach it (gateway, DNS, network policy) or stopped"
+                        " calling."
+                    ),
+                ),
+                "ORR 3.3-07. All requests count, not only failures (a healthy service whose"
+                " failure series are zero stays silent), and only while a target is up (a down"
+                " target is VerifierTargetDown's).",
+            ),
+            Rule(
+                alert(
+                    "VerifierEndpointDown",
+                    f"max by (job, instance) (probe_success{{{self.table.probe_selector}}}) == 0",
+                    probe.for_,
+                    probe.severity,
+                    summary="The verifier's public endpoint does not answer /healthz.",
+                    description=(
+                        f"The black-box probe of {{{{ $labels.instance }}}} ({JOB}) has failed"
+                        f" for {probe.for_}: clients cannot reach the service, whatever its"
+                        " pods report."
+                    ),
+                ),
+                "Outages in front of healthy pods (gateway, certificate, DNS, network policy):"
+                " the probe goes the way clients go.",
             ),
         ]
         burns = []
@@ -267,52 +357,57 @@ class Rules:
             )
         return RuleFile(
             "verifier_availability.rules.yaml",
-            "Availability of the CAP Verifier: scrape targets and the availability SLO"
+            "Availability of the CAP Verifier: scrape targets, traffic, errors, the public"
+            " endpoint, and the availability SLO"
             f" ({percent(self.target)} of API requests without a 5xx over {self.period}).",
-            [Group("cap-verifier-availability", down), Group("cap-verifier-slos", burns)],
-        )
-
-    def latency(self) -> RuleFile:
-        name = "VerifierHighLatency"
-        cfg = self.alerts.high_latency
-        p = f"p{self.quantile * 100:g}"
-        return RuleFile(
-            "verifier_latency.rules.yaml",
-            f"Latency of the CAP Verifier: the {p} latency SLO"
-            f" ({p} of API requests under {human_seconds(self.latency_seconds)}).",
             [
-                Group(
-                    "cap-verifier-latency",
-                    [
-                        Rule(
-                            alert(
-                                name,
-                                f"{self.table.latency_sli}{{{self.sel}}}"
-                                f" > {num(self.latency_seconds)}",
-                                cfg.for_,
-                                cfg.severity,
-                                summary=(
-                                    "Verifier API requests are slower than the latency objective."
-                                ),
-                                description=(
-                                    f"The {p} latency of the {JOB} API requests over the last"
-                                    f" 5 minutes is {VALUE_DURATION}, above the"
-                                    f" {human_seconds(self.latency_seconds)} objective."
-                                ),
-                            )
-                        )
-                    ],
-                )
+                Group("cap-verifier-availability", [*down, *served]),
+                Group("cap-verifier-slos", burns),
             ],
         )
 
+    def latency(self) -> RuleFile:
+        rules = []
+        for objective in self.table.slo.latency:
+            p = objective.name
+            name = f"High{p.upper()}Latency"
+            cfg = self.alerts.high_p95_latency if p == "p95" else self.alerts.high_p99_latency
+            limit = human_seconds(objective.threshold_seconds)
+            rules.append(
+                Rule(
+                    alert(
+                        name,
+                        f"{self.table.latency_slis[objective.quantile]}{{{self.sel}}}"
+                        f" > {num(objective.threshold_seconds)}",
+                        cfg.for_,
+                        cfg.severity,
+                        summary=f"Verifier API requests are slower than the {p} objective.",
+                        description=(
+                            f"The {p} latency of the {JOB} API requests over the last 5 minutes"
+                            f" is {VALUE_DURATION}, above the {limit} objective."
+                        ),
+                    ),
+                    f"ORR 3.3: the {p} latency objective ({p} under {limit}).",
+                )
+            )
+        objectives = ", ".join(
+            f"{o.name} under {human_seconds(o.threshold_seconds)}" for o in self.table.slo.latency
+        )
+        return RuleFile(
+            "verifier_latency.rules.yaml",
+            f"Latency of the CAP Verifier: the latency objectives ({objectives} for API"
+            " requests).",
+            [Group("cap-verifier-latency", rules)],
+        )
+
     def auth(self) -> RuleFile:
-        failures = self.alerts.auth_failures
+        failures = self.alerts.high_auth_failure_rate
         ratio, min_rate = failures.ratio, failures.min_rate_per_second
         stale = self.alerts.jwks_stale
         expired = self.alerts.jwks_expired
         never = self.alerts.jwks_never_loaded
         age = f"cap_verifier_jwks_age_seconds{{{self.sel}}}"
+        refused = f"sum by (job) ({monitoring.AUTH_FAILURES_RATE}{{{self.sel}}})"
 
         def refetch_failed(window: str) -> str:
             return (
@@ -334,23 +429,21 @@ class Rules:
                     [
                         Rule(
                             alert(
-                                "VerifierAuthFailuresHigh",
-                                f"{monitoring.AUTH_FAILURES_RATE}{{{self.sel}}}\n"
-                                f"  / on (job) group_left\n"
-                                f"{monitoring.REQUESTS_RATE}{{{self.sel}}}\n"
-                                f"> {num(ratio)}\nand\n"
-                                f"{monitoring.AUTH_FAILURES_RATE}{{{self.sel}}} > {num(min_rate)}",
+                                "HighAuthFailureRate",
+                                f"{refused}\n  /\n{monitoring.REQUESTS_RATE}{{{self.sel}}}\n"
+                                f"> {num(ratio)}\nand\n{refused} > {num(min_rate)}",
                                 failures.for_,
                                 failures.severity,
                                 summary="Many verifier requests are refused by authentication.",
                                 description=(
                                     f"{VALUE_PERCENT} of the {JOB} API requests over the last"
-                                    f" 5 minutes were refused with reason {REASON} (threshold"
-                                    f" {percent(ratio)})."
+                                    f" 5 minutes were refused by authentication (threshold"
+                                    f" {percent(ratio)}); the dashboard shows the reasons."
                                 ),
                             ),
-                            "One refusal reason dominates: a client misconfigured or a key"
-                            " rotation gone wrong.",
+                            "ORR 3.3-06: a client misconfigured, a key rotation gone wrong, or"
+                            " an attack. At least a few refusals a second, so that a handful of"
+                            " requests cannot page.",
                         )
                     ],
                 ),
@@ -415,9 +508,8 @@ class Rules:
         )
 
     def saturation(self) -> RuleFile:
-        name = "VerifierCacheHitRatioLow"
-        cfg = self.alerts.cache_hit_ratio
-        ratio = cfg.ratio
+        cfg = self.alerts.low_cache_hit_rate
+        ratio = self.table.slo.min_cache_hit_ratio
         return RuleFile(
             "verifier_saturation.rules.yaml",
             "Saturation of the CAP Verifier: the compiled-policy (IR) cache that keeps the"
@@ -428,20 +520,77 @@ class Rules:
                     [
                         Rule(
                             alert(
-                                name,
-                                f"{monitoring.CACHE_HIT_RATIO}{{{self.sel}}} < {num(ratio)}",
+                                "LowCacheHitRate",
+                                f"{monitoring.CACHE_HIT_RATIO}{{{self.sel}}} < {num(ratio)}\nand\n"
+                                f"{monitoring.CACHE_LOOKUPS_RATE}{{{self.sel}}}"
+                                f" > {num(cfg.min_lookups_per_second)}",
                                 cfg.for_,
                                 cfg.severity,
-                                summary="The verifier's policy cache hit ratio is low.",
+                                summary="The verifier's policy cache hit rate is low.",
                                 description=(
                                     f"The IR cache of {JOB} answered {VALUE_PERCENT} of the"
-                                    " policy lookups over the last 5 minutes (threshold"
+                                    " policy lookups over the last 5 minutes (objective: above"
                                     f" {percent(ratio)}); every miss reads the registry."
                                 ),
                             ),
-                            "Context for latency and registry load; expected for a while after"
-                            " a restart or a cache flush.",
+                            "ORR 3.3-05, only while there are lookups (an idle cache has no"
+                            " ratio worth a message); expected for a while after a restart or a"
+                            " cache flush.",
                         )
+                    ],
+                )
+            ],
+        )
+
+    def certificates(self) -> RuleFile:
+        cfg = self.alerts.certificate_expiry
+        limit = cfg.days * 86400
+        left = "{{ $value | humanizeDuration }}"
+        return RuleFile(
+            "verifier_certificates.rules.yaml",
+            "Certificates of the CAP Verifier: the one its public endpoint serves (seen by the"
+            " black-box probe) and the cert-manager Certificates of the clusters.",
+            [
+                Group(
+                    "cap-verifier-certificates",
+                    [
+                        Rule(
+                            alert(
+                                "VerifierCertificateExpiresSoon",
+                                f"min by (job, instance) (probe_ssl_earliest_cert_expiry"
+                                f"{{{self.table.probe_selector}}}) - time() < {limit}",
+                                cfg.for_,
+                                cfg.severity,
+                                summary=f"A certificate the verifier serves expires within"
+                                f" {cfg.days} days.",
+                                description=(
+                                    "The certificate chain served at {{ $labels.instance }}"
+                                    f" expires in {left}: renew it (runbooks/operations/"
+                                    "rotate-tls.md)."
+                                ),
+                                labels={"source": "probe"},
+                            ),
+                            "What clients see: the earliest expiry in the served chain.",
+                        ),
+                        Rule(
+                            alert(
+                                "VerifierCertificateExpiresSoon",
+                                "min by (namespace, name) (certmanager_certificate_expiration"
+                                f'_timestamp_seconds{{name="{CERTIFICATE}"}}) - time() < {limit}',
+                                cfg.for_,
+                                cfg.severity,
+                                summary=f"A certificate the verifier serves expires within"
+                                f" {cfg.days} days.",
+                                description=(
+                                    "cert-manager's Certificate {{ $labels.namespace }}/"
+                                    "{{ $labels.name }} expires in "
+                                    f"{left}: its renewal failed (it renews 31 days before)."
+                                ),
+                                labels={"source": "cert-manager"},
+                            ),
+                            "cert-manager renews 31 days before expiry: a Certificate under 30"
+                            " days left is one whose renewal failed.",
+                        ),
                     ],
                 )
             ],
@@ -465,6 +614,7 @@ class Rules:
             self.latency(),
             self.auth(),
             self.saturation(),
+            self.certificates(),
         ]
         self.add_runbook_links(files)
         return files

@@ -18,8 +18,12 @@ def issuer_name(cfg: EnvConfig) -> str:
     return f"letsencrypt-{cfg.edge.acme_environment}"
 
 
+CERTIFICATE = f"{APP}-tls"
+"""The serving Certificate and its Secret (also the name cert-manager's metrics carry)."""
+
+
 def secret_name(cfg: EnvConfig) -> str:
-    return f"{APP}-tls"
+    return CERTIFICATE
 
 
 def cluster_issuer(cfg: EnvConfig) -> Manifest:

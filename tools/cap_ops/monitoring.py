@@ -25,12 +25,14 @@ LABEL = "alerts/config.yaml"
 Duration = Annotated[str, Meta(pattern=durations.PATTERN)]
 Ratio = Annotated[float, Meta(gt=0, lt=1)]
 Positive = Annotated[float, Meta(gt=0)]
-Severity = Literal["critical", "warning", "info"]
+Severity = Literal["P0", "P1", "P2", "P3"]
+SEVERITIES: tuple[Severity, ...] = ("P0", "P1", "P2", "P3")
 
 # Recording rules: level:metric:operations, the level being exactly the by() labels.
 REQUESTS_RATE = "job:cap_verifier_requests:rate5m"
 AUTH_FAILURES_RATE = "job_reason:cap_verifier_auth_failures:rate5m"
 CACHE_HIT_RATIO = "job:cap_verifier_cache_hits:ratio_rate5m"
+CACHE_LOOKUPS_RATE = "job:cap_verifier_cache_lookups:rate5m"
 
 
 def error_ratio(window: str) -> str:
@@ -47,12 +49,64 @@ class _Table(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     pass
 
 
+class SeverityLevel(_Table, frozen=True):
+    meaning: Annotated[str, Meta(min_length=1)]
+    respond: Duration
+    """The L1 response time (ORR 4.2)."""
+
+
+class Severities(_Table, frozen=True):
+    P0: SeverityLevel
+    P1: SeverityLevel
+    P2: SeverityLevel
+    P3: SeverityLevel
+
+    def of(self, severity: Severity) -> SeverityLevel:
+        level: SeverityLevel = getattr(self, severity)
+        return level
+
+
+class LatencyObjective(_Table, frozen=True):
+    quantile: Ratio
+    threshold_seconds: Positive
+
+    @property
+    def name(self) -> str:
+        """``p95``."""
+        return f"p{self.quantile * 100:g}"
+
+
 class Slo(_Table, frozen=True):
     availability_target: Ratio
     """Share of API requests answered without a 5xx over ``period``."""
     period: Duration
-    latency_quantile: Ratio
-    latency_threshold_seconds: Positive
+    latency: Annotated[tuple[LatencyObjective, ...], Meta(min_length=1)]
+    """Each quantile of API request durations under its threshold; the first is the canary's."""
+    max_error_ratio: Ratio
+    """Share of API requests answered with a 5xx, over 5 minutes."""
+    min_cache_hit_ratio: Ratio
+    """IR cache hits / lookups over 5 minutes."""
+
+    def __post_init__(self) -> None:
+        quantiles = [objective.quantile for objective in self.latency]
+        if len(set(quantiles)) != len(quantiles):
+            raise ValueError("slo.latency: a quantile appears twice")
+
+    def objective(self, quantile: float) -> LatencyObjective:
+        """The latency objective of ``quantile``; KeyError when there is none."""
+        for objective in self.latency:
+            if objective.quantile == quantile:
+                return objective
+        raise KeyError(f"no latency objective for the quantile {quantile}")
+
+    @property
+    def latency_quantile(self) -> float:
+        """The first objective's quantile (the canary's latency limit)."""
+        return self.latency[0].quantile
+
+    @property
+    def latency_threshold_seconds(self) -> float:
+        return self.latency[0].threshold_seconds
 
 
 class BurnWindow(_Table, frozen=True):
@@ -76,29 +130,40 @@ class Jwks(_Table, frozen=True):
     max_stale_seconds: Positive
 
 
-class TargetDownWarning(_Table, frozen=True):
-    down_percent: Annotated[float, Meta(gt=0, le=100)]
-    for_: Duration = field(name="for")
-
-
-class TargetDownCritical(_Table, frozen=True):
-    for_: Duration = field(name="for")
-
-
-class TargetDown(_Table, frozen=True):
-    warning: TargetDownWarning
-    critical: TargetDownCritical
-
-
 class Alert(_Table, frozen=True):
     severity: Severity
     for_: Duration = field(name="for")
 
 
+class PartialTargetDown(Alert, frozen=True):
+    down_percent: Annotated[float, Meta(gt=0, le=100)]
+
+
+class TargetDown(_Table, frozen=True):
+    partial: PartialTargetDown
+    total: Alert
+
+
+class FivexxSpike(Alert, frozen=True):
+    per_minute: Annotated[int, Meta(gt=0)]
+
+
+class CacheHitRate(Alert, frozen=True):
+    min_lookups_per_second: Positive
+
+
 class AuthFailures(Alert, frozen=True):
     ratio: Ratio
-    """Refused requests of one reason / all API requests, over 5 minutes."""
+    """Refused requests (every reason) / all API requests, over 5 minutes."""
     min_rate_per_second: Positive
+
+
+class NoTraffic(Alert, frozen=True):
+    window: Duration
+
+
+class CertificateExpiry(Alert, frozen=True):
+    days: Annotated[int, Meta(gt=0, le=365)]
 
 
 class JwksAge(Alert, frozen=True):
@@ -106,20 +171,30 @@ class JwksAge(Alert, frozen=True):
     """Refetches failed within this window (keys are old only when refetching fails)."""
 
 
-class CacheHitRatio(Alert, frozen=True):
-    ratio: Ratio
-
-
 class Alerts(_Table, frozen=True):
     """One entry per alert; VerifierErrorBudgetBurn is configured by ``burn_rate_windows``."""
 
+    high_error_rate: Alert = field(name="HighErrorRate")
+    fivexx_spike: FivexxSpike = field(name="FivexxSpike")
+    high_p95_latency: Alert = field(name="HighP95Latency")
+    high_p99_latency: Alert = field(name="HighP99Latency")
+    low_cache_hit_rate: CacheHitRate = field(name="LowCacheHitRate")
+    high_auth_failure_rate: AuthFailures = field(name="HighAuthFailureRate")
+    no_traffic: NoTraffic = field(name="NoTraffic")
     target_down: TargetDown = field(name="VerifierTargetDown")
-    high_latency: Alert = field(name="VerifierHighLatency")
-    auth_failures: AuthFailures = field(name="VerifierAuthFailuresHigh")
+    endpoint_down: Alert = field(name="VerifierEndpointDown")
+    certificate_expiry: CertificateExpiry = field(name="VerifierCertificateExpiresSoon")
     jwks_stale: JwksAge = field(name="VerifierJWKSStale")
     jwks_expired: JwksAge = field(name="VerifierJWKSExpired")
     jwks_never_loaded: Alert = field(name="VerifierJWKSNeverLoaded")
-    cache_hit_ratio: CacheHitRatio = field(name="VerifierCacheHitRatioLow")
+
+
+class Probe(_Table, frozen=True):
+    """The black-box probe of /healthz through the public endpoint."""
+
+    job: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]*$")]
+    module: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+    interval: Duration
 
 
 class Canary(_Table, frozen=True):
@@ -135,11 +210,18 @@ class Monitoring(_Table, frozen=True):
     selector: Annotated[str, Meta(pattern=r'^job="[^"\\]+"$')]
     """Which series are ours: a matcher on ``job``, the one label the recording rules keep."""
     runbook_base_url: Annotated[str, Meta(min_length=1)]
+    severities: Severities
     slo: Slo
     burn_rate_windows: Annotated[tuple[BurnWindow, ...], Meta(min_length=1)]
     jwks: Jwks
+    probe: Probe
     alerts: Alerts
     canary: Canary
+
+    @property
+    def probe_selector(self) -> str:
+        """The matcher of the black-box probe's series."""
+        return f'job="{self.probe.job}"'
 
     @property
     def job(self) -> str:
@@ -183,7 +265,13 @@ class Monitoring(_Table, frozen=True):
 
     @property
     def latency_sli(self) -> str:
+        """The recording rule of the first latency objective (the canary's)."""
         return latency_quantile(self.slo.latency_quantile)
+
+    @property
+    def latency_slis(self) -> dict[float, str]:
+        """Quantile -> its recording rule, for every latency objective."""
+        return {o.quantile: latency_quantile(o.quantile) for o in self.slo.latency}
 
 
 def load(path: Path = CONFIG) -> Monitoring:
