@@ -16,6 +16,7 @@ from typing import Any
 from cap_ops import monitoring
 from cap_ops.monitoring import Monitoring
 from cap_verifier.typed_yaml import ConfigError, read_yaml
+from infra.charts import BLACKBOX_MODULE
 from infra.config import REPO_ROOT
 
 RULES_GLOB = "*.rules.yaml"
@@ -66,9 +67,15 @@ def load(root: Path = REPO_ROOT) -> Artefacts:
     alertmanager = read_yaml(alerts / "alertmanager.yml", "alertmanager.yml")
     if not isinstance(alertmanager, dict):
         raise ConfigError("alertmanager.yml: expected a mapping")
+    table = monitoring.load(alerts / "config.yaml")
+    if table.probe.module != BLACKBOX_MODULE:
+        raise ConfigError(
+            f"alerts/config.yaml: probe.module: {table.probe.module!r} is not a module of the"
+            f" blackbox exporter chart ({BLACKBOX_MODULE!r}, infra/charts.py)"
+        )
     return Artefacts(
         rule_groups=_rule_groups(alerts),
         alertmanager=alertmanager,
         dashboards=_dashboards(root / "dashboards"),
-        monitoring=monitoring.load(alerts / "config.yaml"),
+        monitoring=table,
     )

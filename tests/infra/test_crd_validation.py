@@ -42,6 +42,7 @@ CUSTOM_KINDS = {
     "Gateway",
     "GatewayClass",
     "HTTPRoute",
+    "Probe",
     "PrometheusRule",
     "ServiceMonitor",
 }

@@ -407,28 +407,84 @@ def test_alertmanager_config_is_the_routing_of_alerts_dir(
     assert len(spec["inhibitRules"]) == len(source["inhibit_rules"])
 
 
+@pytest.mark.orr("3.3-08", "3.3-10")
+def test_alertmanager_config_keys_come_from_a_secret_and_the_window_mutes(
+    configs: dict[str, EnvConfig], artefacts: Artefacts
+) -> None:
+    """Integration keys are references to the ExternalSecret the model renders; the
+    maintenance window is the first Tuesday, 02:00-04:00 (UTC), muting every route but P0."""
+    objs = model(configs["prod"], artefacts)
+    spec = pol.one(objs, "AlertmanagerConfig")["spec"]
+    pager = next(r for r in spec["receivers"] if r["name"] == "pager")
+    routing_key = pager["pagerdutyConfigs"][0]["routingKey"]
+    assert routing_key == {"name": "cap-verifier-alerting", "key": "pagerduty_routing_key"}
+    assert pager["opsgenieConfigs"][0]["apiKey"]["key"] == "opsgenie_api_key"
+    assert pager["pagerdutyConfigs"][0]["pagerDutyLinkConfigs"] == [
+        {"href": "{{ .CommonAnnotations.runbook_url }}", "alt": "runbook"}
+    ]
+    secrets = [o for o in objs if o["kind"] == "ExternalSecret"]
+    alerting = next(o for o in secrets if o["metadata"]["name"] == routing_key["name"])
+    assert {d["secretKey"] for d in alerting["spec"]["data"]} == {
+        "pagerduty_routing_key",
+        "opsgenie_api_key",
+        "slack_webhook_url",
+    }
+    assert {d["remoteRef"]["key"] for d in alerting["spec"]["data"]} == {
+        "cap-verifier/prod/alerting"
+    }
+    (window,) = spec["muteTimeIntervals"]
+    assert window == {
+        "name": "maintenance-window",
+        "timeIntervals": [
+            {
+                "weekdays": ["tuesday"],
+                "daysOfMonth": [{"start": 1, "end": 7}],
+                "times": [{"startTime": "02:00", "endTime": "04:00"}],
+            }
+        ],
+    }
+    muted = {
+        r["matchers"][0]["value"]: r.get("muteTimeIntervals", []) for r in spec["route"]["routes"]
+    }
+    assert muted == {
+        "P0": [],
+        "P1": ["maintenance-window"],
+        "P2": ["maintenance-window"],
+        "P3": ["maintenance-window"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("group_wait: 30s", "group_wait: 30s\n  fancy_key: x"), "unsupported key 'fancy_key'"),
+        (("matchers: ['severity=\"P2\"']", "matchers: ['severity P2']"), "unsupported matcher"),
+        (
+            ("/etc/alertmanager/secrets/cap-verifier-alerting/opsgenie", "/root/keys/opsgenie"),
+            "is not /etc/alertmanager/secrets/<secret>/<key>",
+        ),
+        (("        times:", "        location: Europe/Berlin\n        times:"), "'location'"),
+        (("global:", "templates: [x.tmpl]\nglobal:"), "unsupported key 'templates'"),
+    ],
+)
 def test_alertmanager_config_refuses_what_it_cannot_convert(
-    configs: dict[str, EnvConfig], artefacts: Artefacts, tmp_path: Path
+    configs: dict[str, EnvConfig],
+    artefacts: Artefacts,
+    tmp_path: Path,
+    change: tuple[str, str],
+    message: str,
 ) -> None:
     from infra.model import monitoring
 
     text = (ROOT / "alerts" / "alertmanager.yml").read_text()
-    for bad, message in (
-        (
-            text.replace("group_wait: 30s", "group_wait: 30s\n  mute_time_intervals: [x]"),
-            "unsupported key",
-        ),
-        (
-            text.replace("matchers: ['severity=\"critical\"']", "matchers: ['severity critical']"),
-            "unsupported matcher",
-        ),
-    ):
-        path = tmp_path / "alertmanager.yml"
-        path.write_text(bad)
-        broken = dataclasses.replace(artefacts, alertmanager=read_yaml(path))
-        with pytest.raises(ValueError, match=message) as info:
-            monitoring.alertmanager_config(configs["prod"], broken)
-        assert "\n" not in str(info.value)
+    bad = text.replace(*change)
+    assert bad != text, change
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(bad)
+    broken = dataclasses.replace(artefacts, alertmanager=read_yaml(path))
+    with pytest.raises(ValueError, match=message) as info:
+        monitoring.objects(configs["prod"], broken)
+    assert "\n" not in str(info.value)
 
 
 def _peers(rule: dict[str, Any], key: str) -> list[dict[str, Any]]:
