@@ -2,11 +2,15 @@
 
 The lint rules are those of grafana/dashboard-linter (the mixin's linter), reimplemented on
 promql_parser; their exclusions live in ``dashboards/.lint``, in dashboard-linter's format.
+Prometheus' own parser (``promtool check rules``, the 2.42 of the local environment) has the last
+word on the syntax.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +26,9 @@ LINT_FILE = DASHBOARDS / ".lint"
 ALERTS = ROOT / "alerts"
 CONFIG = ALERTS / "config.yaml"
 COMMITTED = sorted(DASHBOARDS.glob("*.json"))
+CONTRACT_LIST = ROOT / "tests" / "alerts" / "test_alerts.py"
+"""Where the service's metrics are listed (``EXPORTED_METRICS``, contract §6): read, not imported,
+since it is that suite's module."""
 
 DATASOURCE_UID = "${datasource}"
 GRID_WIDTH = 24
@@ -39,6 +46,13 @@ GLOBAL_VARIABLES = {
 }
 # Series in the queries that no verifier exposes: Prometheus writes them for every target.
 PROMETHEUS_SERIES = frozenset({"up"})
+# Series of the exporters the alerts read too: the blackbox exporter's probe (prober "http" with
+# TLS; job ``probe.job`` of the config) and cert-manager's controller.
+BLACKBOX_SERIES = frozenset(
+    {"probe_success", "probe_duration_seconds", "probe_ssl_earliest_cert_expiry"}
+)
+CERT_MANAGER_SERIES = frozenset({"certmanager_certificate_expiration_timestamp_seconds"})
+EXPORTER_SERIES = BLACKBOX_SERIES | CERT_MANAGER_SERIES
 
 Board = dict[str, Any]
 
@@ -77,9 +91,19 @@ def panel_by_title(board: Board, title: str) -> dict[str, Any]:
     return matches[0]
 
 
+def threshold_steps(panel: dict[str, Any]) -> list[dict[str, Any]]:
+    """The panel's threshold steps, the base first; none when it has no thresholds."""
+    thresholds = panel["fieldConfig"]["defaults"].get("thresholds") or {}
+    steps: list[dict[str, Any]] = thresholds.get("steps", [])
+    return steps
+
+
 def threshold_values(panel: dict[str, Any]) -> list[float | None]:
-    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    return [step.get("value") for step in steps]
+    return [step.get("value") for step in threshold_steps(panel)]
+
+
+def threshold_colors(panel: dict[str, Any]) -> list[str]:
+    return [step["color"] for step in threshold_steps(panel)]
 
 
 # --- PromQL ---------------------------------------------------------------------------------
@@ -172,9 +196,64 @@ def promql_problems(board: Board) -> list[str]:
     return problems
 
 
+def promtool_problems(board: Board, promtool: str, directory: Path) -> list[str]:
+    """``promtool check rules`` on every query as a recording rule: Prometheus' own parser (no
+    PromQL 3 function passes 2.42). Empty: every query parses."""
+    rules = [
+        {"record": f"dashboard:query_{number}:check", "expr": substitute(target.get("expr", ""))}
+        for number, (_, _, target) in enumerate(targets(board))
+    ]
+    path = directory / "dashboard-queries.rules.yaml"
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode == 0:
+        return []
+    return [line for line in result.stderr.splitlines() if "parse" in line] or [result.stderr]
+
+
 def unknown_metrics(board: Board, exposed: set[str], recorded: set[str]) -> set[str]:
-    """Names neither exposed by the service, nor recorded by a rule, nor written by Prometheus."""
-    return board_metric_names(board) - exposed - recorded - PROMETHEUS_SERIES
+    """Names neither exposed by the service, nor recorded by a rule, nor written by Prometheus
+    or the exporters the alerts read."""
+    return board_metric_names(board) - exposed - recorded - PROMETHEUS_SERIES - EXPORTER_SERIES
+
+
+def contract_metrics(path: Path = CONTRACT_LIST) -> frozenset[str]:
+    """``EXPORTED_METRICS`` of the alert tests: the service's metrics as the contract lists
+    them (a literal ``frozenset({...})``)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        names: list[ast.expr]
+        value: ast.expr | None
+        if isinstance(node, ast.Assign):
+            names, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            names, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(name, ast.Name) and name.id == "EXPORTED_METRICS" for name in names):
+            assert isinstance(value, ast.Call), f"{path.name}: EXPORTED_METRICS is not a call"
+            assert value.args, f"{path.name}: EXPORTED_METRICS is empty"
+            return frozenset(ast.literal_eval(value.args[0]))
+    raise AssertionError(f"{path.name}: no EXPORTED_METRICS")
+
+
+def job_matchers(expr: str, metrics: frozenset[str]) -> list[tuple[str, str | None]]:
+    """(metric, value of its ``job="..."`` matcher or None) for every selector of ``metrics``."""
+    found = []
+    for selector in selectors(expr):
+        if selector.name in metrics:
+            jobs = [
+                m.value
+                for m in selector.matchers.matchers
+                if m.name == "job" and m.op == promql_parser.MatchOp.Equal
+            ]
+            found.append((selector.name, jobs[0] if jobs else None))
+    return found
 
 
 def recording_rules() -> set[str]:
