@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.model.certs import CERTIFICATE
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
@@ -28,7 +29,6 @@ from cap_ops.durations import human_seconds, seconds
 from cap_ops.generated import write_or_check
 from cap_ops.monitoring import Monitoring
 from cap_verifier.typed_yaml import ConfigError
-from infra.model.certs import CERTIFICATE
 
 ALERTS_DIR = Path(__file__).resolve().parent
 RUNBOOKS_DIR = ALERTS_DIR.parent / "runbooks"
@@ -281,8 +281,8 @@ class Rules:
             Rule(
                 alert(
                     "FivexxSpike",
-                    f'sum by (job) (increase(cap_verifier_requests_total{{{self.api},result="fail"}}'
-                    f"[1m])) > {spike.per_minute}",
+                    "sum by (job) (increase(cap_verifier_requests_total"
+                    f'{{{self.api},result="fail"}}[1m])) > {spike.per_minute}',
                     spike.for_,
                     spike.severity,
                     summary="A burst of 5xx answers from the verifier.",
@@ -395,8 +395,7 @@ class Rules:
         )
         return RuleFile(
             "verifier_latency.rules.yaml",
-            f"Latency of the CAP Verifier: the latency objectives ({objectives} for API"
-            " requests).",
+            f"Latency of the CAP Verifier: the latency objectives ({objectives} for API requests).",
             [Group("cap-verifier-latency", rules)],
         )
 
