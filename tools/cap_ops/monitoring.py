@@ -52,7 +52,9 @@ class _Table(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
 class SeverityLevel(_Table, frozen=True):
     meaning: Annotated[str, Meta(min_length=1)]
     respond: Duration
-    """The L1 response time (ORR 4.2)."""
+    """The L1 response time (ORR 4.2-01)."""
+    escalate: Duration
+    """The L2 time (ORR 4.2-02): not mitigated by then, the team lead takes over."""
 
 
 class Severities(_Table, frozen=True):
