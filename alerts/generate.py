@@ -731,6 +731,76 @@ def runbooks(table: Monitoring, alertmanager: Mapping[str, Any]) -> dict[str, st
     return pages
 
 
+SLO_DOC = ALERTS_DIR.parent / "docs" / "slo.md"
+EXAMPLE_REQUESTS_PER_SECOND = 50
+"""The stated example traffic that turns docs/slo.md's error budget into requests."""
+
+
+def slo_numbers(table: Monitoring) -> str:
+    """docs/slo.md's block: the objectives, the error budget in minutes and in requests, and the
+    burn-rate table, every number from the table (ORR 3.5, 6.3)."""
+    slo, budget = table.slo, table.error_budget
+    period = seconds(slo.period)
+    minutes, requests = period / 60, EXAMPLE_REQUESTS_PER_SECOND * period
+    objectives = [
+        (
+            "Availability",
+            f"{percent(slo.availability_target)} of API requests without a 5xx",
+            f"{slo.period}, rolling",
+            "VerifierErrorBudgetBurn",
+        ),
+        *(
+            (
+                f"Latency {o.name}",
+                f"< {human_seconds(o.threshold_seconds)}",
+                "5m",
+                f"High{o.name.upper()}Latency",
+            )
+            for o in slo.latency
+        ),
+        ("Error rate", f"< {percent(slo.max_error_ratio)}", "5m", "HighErrorRate"),
+        ("Cache hit rate", f"> {percent(slo.min_cache_hit_ratio)}", "5m", "LowCacheHitRate"),
+    ]
+    burn = [
+        f"| {num(w.factor)}x | {w.long} | {w.short} | {w.for_} | {w.severity} |"
+        f" {percent(round(w.factor * budget, 10))} |"
+        f" {percent(round(w.factor * seconds(w.long) / period, 10))} |"
+        f" {human_seconds(period / w.factor)} |\n"
+        for w in table.burn_rate_windows
+    ]
+    api, period_range = table.api(), f"[{slo.period}]"
+    ratio = (
+        f'(\n  sum(increase(cap_verifier_requests_total{{{api},result="fail"}}{period_range}))\n'
+        f"  /\n  sum(increase(cap_verifier_requests_total{{{api}}}{period_range}))\n)"
+    )
+    return (
+        "### Objectives\n\n| objective | target | measured over | alert |\n|---|---|---|---|\n"
+        + "".join(f"| {a} | {b} | {c} | `{d}` |\n" for a, b, c, d in objectives)
+        + "\n### Error budget\n\n"
+        f"- Budget: 1 - {num(slo.availability_target)} = **{percent(budget)}** of the API"
+        f" requests of any {slo.period} (rolling).\n"
+        f"- In time: {num(budget)} * {minutes:,.0f} minutes = **{num(budget * minutes)} minutes**"
+        f" of full outage per {slo.period}.\n"
+        f"- In requests, at an example traffic of **{EXAMPLE_REQUESTS_PER_SECOND} requests per"
+        f" second**: {EXAMPLE_REQUESTS_PER_SECOND} * {period:,.0f} s = {requests:,.0f} requests"
+        f" per {slo.period}, so **{budget * requests:,.0f} requests** may fail. For another"
+        f" traffic: {num(budget)} * requests per second * {period:,.0f}.\n\n"
+        f"Availability over the {slo.period} (the number the objective is about), and the"
+        " share of the budget left (1 all of it, 0 none, below 0 overspent):\n\n"
+        f"```promql\n1 - {ratio}\n```\n\n```promql\n1 - {ratio} / {num(budget)}\n```\n\n"
+        "### Burn-rate alerts (`VerifierErrorBudgetBurn`)\n\n"
+        "| factor | long window | short window | for | severity | error ratio above"
+        " | budget spent when it fires | budget gone in |\n|---|---|---|---|---|---|---|---|\n"
+        + "".join(burn)
+    )
+
+
+def slo_doc(table: Monitoring) -> dict[str, str]:
+    """``docs/`` file -> content: slo.md with its generated block."""
+    text = SLO_DOC.read_text(encoding="utf-8")
+    return {SLO_DOC.name: replace_block(text, slo_numbers(table), str(SLO_DOC))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail when a file is not current")
@@ -738,12 +808,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = monitoring.load()
         rules, pages = generate(table), runbooks(table, YAML(typ="safe").load(ALERTMANAGER))
+        docs = slo_doc(table)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     return max(
         write_or_check(rules, ALERTS_DIR, "make generate", check=args.check),
         write_or_check(pages, RUNBOOKS_DIR, "make generate", check=args.check),
+        write_or_check(docs, SLO_DOC.parent, "make generate", check=args.check),
     )
 
 
