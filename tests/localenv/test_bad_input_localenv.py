@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cap_ops.localenv import supervisor
+from cap_ops.localenv.configs import PROGRAM_ORDER
 from cap_ops.localenv.layout import ALERTS_DIR_ENV, HOST, Layout
 from support.localenv import localenv
 from support.require import need
@@ -75,7 +76,7 @@ def test_down_cleans_up_everything_up_started(layout: Layout, down: None) -> Non
     started = localenv("up")
     assert started.returncode == 0, started.stderr
     pids = set(supervisor.pids(layout).values())
-    assert len(pids) == 5
+    assert len(pids) == len(PROGRAM_ORDER)
     stopped = localenv("down")
     assert stopped.returncode == 0, stopped.stderr
     for pid in pids:

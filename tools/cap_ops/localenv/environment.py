@@ -11,7 +11,7 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +98,19 @@ def make_directories(layout: Layout) -> None:
         layout.logs,
         layout.prometheus_dir,
         layout.prometheus_dir / "data",
+        layout.prometheus_rules,
+        layout.prometheus_extra_rules,
         layout.alertmanager_dir,
         layout.alertmanager_dir / "data",
+        layout.blackbox_dir,
     ]
     for directory in owned:
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o750)
         _chown(layout, directory)
+    layout.alertmanager_secrets.mkdir(exist_ok=True)
+    layout.alertmanager_secrets.chmod(0o700)
+    _chown(layout, layout.alertmanager_secrets)
     layout.supervisor_dir.mkdir(parents=True, exist_ok=True)
     layout.supervisor_dir.chmod(0o700)  # the control socket: the operator only
     layout.supervisor_include_dir.mkdir(exist_ok=True)
@@ -170,9 +176,58 @@ def _run_as_service(layout: Layout, command: list[str]) -> subprocess.CompletedP
     )
 
 
+def write_alertmanager_secrets(layout: Layout) -> bool:
+    """The test-fixture key files Alertmanager reads (0600, the service user's); True when one
+    changed."""
+    changed = False
+    for name, content in configs.alertmanager_secrets(layout).items():
+        path = layout.alertmanager_secrets / name
+        changed |= configs.write_if_changed(path, content, 0o600)
+        _chown(layout, path)
+    return changed
+
+
+def write_rules(layout: Layout, for_overrides: Mapping[str, str] | None = None) -> bool:
+    """Prometheus' copies of the rule files (``for_overrides``: tests only, see
+    :func:`configs.rule_files`), stale ones removed; True when one changed."""
+    rendered = configs.rule_files(layout, for_overrides)
+    changed = False
+    for stale in layout.prometheus_rules.glob("*.rules.yaml"):
+        if stale.name not in rendered:
+            stale.unlink()
+            changed = True
+    for name, text in rendered.items():
+        path = layout.prometheus_rules / name
+        changed |= configs.write_if_changed(path, text)
+        _chown(layout, path)
+    return changed
+
+
+def reload_prometheus(layout: Layout) -> None:
+    """``POST /-/reload``: Prometheus reads its rule files again."""
+    response = httpx.post(f"{layout.url('prometheus')}/-/reload", timeout=30)
+    if response.status_code == 403:
+        raise preflight.Problem(
+            "Prometheus has no lifecycle API: run `make up` (it restarts it with reload enabled)"
+        )
+    if not response.is_success:
+        raise preflight.Problem(f"Prometheus reload failed: HTTP {response.status_code}")
+
+
+def override_for(layout: Layout, for_overrides: Mapping[str, str] | None = None) -> None:
+    """Tests only: Prometheus evaluates the named alerts with a shorter ``for`` (None: the
+    rule files as generated again), reloaded at once."""
+    write_rules(layout, for_overrides)
+    reload_prometheus(layout)
+
+
 def write_configs(layout: Layout, pki: PKIFiles) -> set[str]:
     """Write every config; returns the programs whose configuration changed."""
     changed: set[str] = set()
+    if write_rules(layout):
+        changed.add("prometheus")
+    if write_alertmanager_secrets(layout):
+        changed.add("alertmanager")
     files = {
         "cap-dev-idp": (
             layout.idp_config,
@@ -188,7 +243,11 @@ def write_configs(layout: Layout, pki: PKIFiles) -> set[str]:
         ),
         "alertmanager": (
             layout.alertmanager_dir / "alertmanager.yml",
-            configs.dump_yaml(configs.alertmanager_config(layout)),
+            configs.dump_yaml(configs.alertmanager_config(layout, pki)),
+        ),
+        "blackbox-exporter": (
+            layout.blackbox_dir / "blackbox.yml",
+            configs.dump_yaml(configs.blackbox_config(pki, configs.monitoring_table(layout))),
         ),
     }
     for program, (path, text) in files.items():
@@ -211,6 +270,7 @@ def write_configs(layout: Layout, pki: PKIFiles) -> set[str]:
     if prom.returncode != 0:
         raise preflight.Problem(f"prometheus.yml invalid: {prom.stderr.strip().splitlines()[-1]}")
     preflight.check_alertmanager(str(files["alertmanager"][0]))
+    preflight.check_blackbox(str(files["blackbox-exporter"][0]))
     if configs.write_if_changed(layout.supervisor_conf, configs.supervisord_config(layout), 0o600):
         changed.add("supervisord")
     return changed
@@ -251,7 +311,9 @@ def write_env_json(layout: Layout, pki: PKIFiles, clients: dict[str, dict[str, A
         "client_key": str(pki.client_key),
         "prometheus_url": layout.url("prometheus"),
         "alertmanager_url": layout.url("alertmanager"),
-        "alerts_log": str(layout.alerts_log),
+        "blackbox_url": layout.url("blackbox-exporter"),
+        "pager_sink_url": layout.url("pager-sink"),
+        "pages_log": str(layout.pages_log),
         "clients": clients,
     }
     configs.write_if_changed(layout.env_json, json.dumps(env, indent=2) + "\n", 0o600)
@@ -274,10 +336,14 @@ def wait_for(
 
 def health_checks(layout: Layout, pki: PKIFiles) -> dict[str, Callable[[], bool]]:
     ctx = _context(pki)
-    ports = layout.ports
     return {
-        "alert-sink": lambda: httpx.get(f"http://{HOST}:{ports.alert_sink}/healthz").is_success,
+        "pager-sink": lambda: (
+            httpx.get(f"{layout.url('pager-sink')}/healthz", verify=ctx).is_success
+        ),
         "alertmanager": lambda: httpx.get(f"{layout.url('alertmanager')}/-/ready").is_success,
+        "blackbox-exporter": lambda: (
+            httpx.get(f"{layout.url('blackbox-exporter')}/-/healthy").is_success
+        ),
         "prometheus": lambda: httpx.get(f"{layout.url('prometheus')}/-/ready").is_success,
         "cap-dev-idp": lambda: (
             httpx.get(f"{layout.url('cap-dev-idp')}/.well-known/jwks.json", verify=ctx).is_success
@@ -381,8 +447,11 @@ def print_summary(layout: Layout, seconds: float) -> None:
         f"  verifier      {verifier}   (TLS 1.3; /healthz /readyz /metrics /openapi.yaml)",
         f"  dev IdP       {idp}   (token: /oauth/token)",
         f"  prometheus    {layout.url('prometheus')}",
-        f"  alertmanager  {layout.url('alertmanager')}   "
-        f"(delivered alerts: {layout.alerts_log.relative_to(root)})",
+        f"  alertmanager  {layout.url('alertmanager')}   (routing of alerts/alertmanager.yml)",
+        f"  pager sink    {layout.url('pager-sink')}  "
+        f"(PagerDuty/Opsgenie/Slack calls: {layout.pages_log.relative_to(root)}; make test-page)",
+        f"  blackbox      {layout.url('blackbox-exporter')}   "
+        f"(probes {configs.probe_target(layout)})",
         f"  logs          {layout.logs.relative_to(root)}/   stop: make down   status: make status",
         "",
         "try it:",
@@ -411,7 +480,8 @@ def status() -> int:
         _say("not running: `make up` starts it")
         return 3
     states = supervisor.states(layout)
+    width = max(map(len, configs.PROGRAM_ORDER))
     for name in configs.PROGRAM_ORDER:
         port = layout.ports.named()[name]
-        print(f"  {name:<14} {states.get(name, 'MISSING'):<9} {HOST}:{port}")
+        print(f"  {name:<{width}} {states.get(name, 'MISSING'):<9} {HOST}:{port}")
     return 0 if all(states.get(n) == "RUNNING" for n in configs.PROGRAM_ORDER) else 1

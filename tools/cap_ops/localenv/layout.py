@@ -22,7 +22,8 @@ class Ports:
     idp: int = 9443
     prometheus: int = 9090
     alertmanager: int = 9093
-    alert_sink: int = 9095
+    pager_sink: int = 9096
+    blackbox: int = 9115
 
     def named(self) -> dict[str, int]:
         return {
@@ -30,7 +31,8 @@ class Ports:
             "cap-dev-idp": self.idp,
             "prometheus": self.prometheus,
             "alertmanager": self.alertmanager,
-            "alert-sink": self.alert_sink,
+            "pager-sink": self.pager_sink,
+            "blackbox-exporter": self.blackbox,
         }
 
 
@@ -130,8 +132,29 @@ class Layout:
         return self.local / "alertmanager"
 
     @property
-    def alerts_log(self) -> Path:
-        return self.local / "alerts.log"
+    def alertmanager_secrets(self) -> Path:
+        """The integration keys Alertmanager reads (test fixtures; 0600, the service user's)."""
+        return self.alertmanager_dir / "secrets"
+
+    @property
+    def prometheus_rules(self) -> Path:
+        """The rule files Prometheus loads: copies of ``alerts/*.rules.yaml`` (`make up`), which
+        tests may render with a shorter ``for`` (:func:`environment.write_rules`)."""
+        return self.prometheus_dir / "rules"
+
+    @property
+    def prometheus_extra_rules(self) -> Path:
+        """Rule files loaded besides ``alerts/`` (``make test-page`` writes its alert here)."""
+        return self.prometheus_dir / "extra"
+
+    @property
+    def blackbox_dir(self) -> Path:
+        return self.local / "blackbox"
+
+    @property
+    def pages_log(self) -> Path:
+        """What the pager sink received: one JSON line per PagerDuty, Opsgenie or Slack call."""
+        return self.local / "pages.log"
 
     @property
     def env_json(self) -> Path:
@@ -149,7 +172,7 @@ class Layout:
         return Path(override).resolve() if override else self.root / "alerts"
 
     def url(self, name: str) -> str:
-        scheme = "https" if name in ("cap-verifier", "cap-dev-idp") else "http"
+        scheme = "https" if name in ("cap-verifier", "cap-dev-idp", "pager-sink") else "http"
         return f"{scheme}://{HOST}:{self.ports.named()[name]}"
 
     def uid_gid(self) -> tuple[int, int] | None:

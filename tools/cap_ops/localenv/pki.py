@@ -118,6 +118,7 @@ def _issue(
     usage: x509.ObjectIdentifier,
     cert_path: Path,
     key_path: Path,
+    validity: dt.timedelta = VALIDITY,
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
@@ -127,7 +128,7 @@ def _issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now() - dt.timedelta(minutes=5))
-        .not_valid_after(_now() + VALIDITY)
+        .not_valid_after(_now() + validity)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
@@ -137,21 +138,44 @@ def _issue(
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+SERVER_NAMES = ("localhost", "127.0.0.1")
+
+
+def issue_server_pair(files: PKIFiles, validity: dt.timedelta, cert: Path, key: Path) -> None:
+    """A serving pair like the one `make up` makes, signed by the local CA, valid for
+    ``validity`` (tests serve a certificate about to expire), written to ``cert`` and ``key``."""
+    ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    _issue_server(ca_cert, ca_key, cert, key, validity)
+
+
+def _issue_server(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    cert: Path,
+    key: Path,
+    validity: dt.timedelta = VALIDITY,
+) -> None:
+    _issue(
+        ca_cert,
+        ca_key=ca_key,
+        common_name=SERVER_NAMES[0],
+        sans=[x509.DNSName(SERVER_NAMES[0]), x509.IPAddress(ipaddress.ip_address(SERVER_NAMES[1]))],
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        cert_path=cert,
+        key_path=key,
+        validity=validity,
+    )
+
+
 def ensure_pki(directory: Path) -> PKIFiles:
     """Create what is missing or about to expire; a new CA re-issues both leaves."""
     directory.mkdir(parents=True, exist_ok=True)
     files = PKIFiles.under(directory)
     ca_cert, ca_key, new_ca = _ensure_ca(files)
     if new_ca or not _still_valid(files.server_cert, files.server_key):
-        _issue(
-            ca_cert,
-            ca_key=ca_key,
-            common_name="localhost",
-            sans=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-            usage=ExtendedKeyUsageOID.SERVER_AUTH,
-            cert_path=files.server_cert,
-            key_path=files.server_key,
-        )
+        _issue_server(ca_cert, ca_key, files.server_cert, files.server_key)
     if new_ca or not _still_valid(files.client_cert, files.client_key):
         _issue(
             ca_cert,

@@ -1,4 +1,5 @@
-"""Checks before `make up` touches anything: Debian packages, free ports, the rule files.
+"""Checks before `make up` touches anything: Debian packages, free ports, the rule files,
+the Alertmanager and blackbox exporter configurations.
 
 Every problem is one line saying what to do (:class:`Problem`).
 """
@@ -16,6 +17,7 @@ from cap_ops.localenv.layout import HOST, Layout
 DEBIAN_PACKAGES = {
     "prometheus": "/usr/bin/prometheus",
     "prometheus-alertmanager": "/usr/bin/prometheus-alertmanager",
+    "prometheus-blackbox-exporter": "/usr/bin/prometheus-blackbox-exporter",
     "python3.11": "/usr/bin/python3.11",  # the service user's interpreter
     "acl": "/usr/bin/setfacl",  # lets the service user through the checkout's parents
     "iproute2": "/usr/bin/ss",
@@ -48,7 +50,7 @@ def ensure_packages() -> None:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise Problem(f"`{' '.join(command)}` failed: {last}")
     # the packages' own services are not wanted: our supervisord runs them on loopback
-    for service in ("prometheus", "prometheus-alertmanager"):
+    for service in ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"):
         subprocess.run(["service", service, "stop"], capture_output=True, check=False)
 
 
@@ -103,3 +105,15 @@ def check_alertmanager(config_path: str) -> None:
     if result.returncode != 0:
         lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
         raise Problem(f"Alertmanager config invalid: {lines[-1].strip() if lines else '?'}")
+
+
+def check_blackbox(config_path: str) -> None:
+    result = subprocess.run(
+        ["/usr/bin/prometheus-blackbox-exporter", "--config.check", f"--config.file={config_path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
+        raise Problem(f"blackbox exporter config invalid: {lines[-1].strip() if lines else '?'}")
