@@ -12,7 +12,7 @@ COLLECTIONS_STAMP := $(TOOLS)/ansible/collections/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
+.PHONY: help venv crds collections fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ up: $(SYNCED) ## start the local environment
 
 down: $(SYNCED) ## stop the local environment
 	$(BIN)/python -m cap_ops.localenv down
+
+test-page: $(SYNCED) ## ORR 4.2 test alert: a synthetic P1 through Prometheus, Alertmanager, pager sink
+	$(BIN)/python -m cap_ops.test_page
 
 smoke: $(SYNCED) ## ORR 5.1 smoke checks: ENV=local (default) or URL= TOKEN_URL= CLIENT_ID= CLIENT_SECRET=
 	$(BIN)/python -m cap_ops.smoke
