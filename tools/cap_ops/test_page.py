@@ -13,6 +13,7 @@ otherwise with one line why. Nothing is left behind, on success or failure.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import subprocess
 import sys
 import time
@@ -46,13 +47,15 @@ def _say(message: str) -> None:
     print(f"[test-page] {message}", flush=True)
 
 
-def rule_file(layout: Layout, firing: bool = True) -> str:
-    """The test alert; ``firing=False`` keeps it defined but inactive, so that it resolves."""
+def rule_file(layout: Layout, run_id: str, firing: bool = True) -> str:
+    """The test alert; ``firing=False`` keeps it defined but inactive, so that it resolves.
+    ``run_id`` makes each run's alert new to Alertmanager, which otherwise sends an alert it
+    already paged for only after ``repeat_interval`` (4 h), even when a run ended unresolved."""
     table = configs.monitoring_table(layout)
     rule = {
         "alert": ALERT,
         "expr": "vector(1)" if firing else "vector(1) == 0",
-        "labels": {"severity": SEVERITY, "job": table.job},
+        "labels": {"severity": SEVERITY, "job": table.job, "test_run": run_id},
         "annotations": {
             "summary": "Test page from make test-page (ORR 4.2): no action needed.",
             "description": "A synthetic P1 sent through Prometheus and Alertmanager to check "
@@ -151,11 +154,11 @@ def _alertmanager_has_it(layout: Layout) -> bool:
     return bool(alerts)
 
 
-def withdraw(layout: Layout, path: Path) -> None:
+def withdraw(layout: Layout, path: Path, run_id: str) -> None:
     """Resolve the alert (Prometheus tells Alertmanager), then remove the rule: no residue."""
     if path.exists():
         try:
-            path.write_text(rule_file(layout, firing=False), encoding="utf-8")
+            path.write_text(rule_file(layout, run_id, firing=False), encoding="utf-8")
             environment.reload_prometheus(layout)
             wait_until(
                 lambda: not _alertmanager_has_it(layout),
@@ -181,10 +184,11 @@ def run(layout: Layout, page_timeout: float = PAGE_TIMEOUT) -> None:
     if not apis:
         raise TestPageFailed(f"receiver {receiver} has no PagerDuty, Opsgenie or Slack config")
     deliveries = Deliveries(layout.pages_log)
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = layout.prometheus_extra_rules / RULE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        path.write_text(rule_file(layout), encoding="utf-8")
+        path.write_text(rule_file(layout, run_id), encoding="utf-8")
         path.chmod(0o644)
         environment.reload_prometheus(layout)
         _say(
@@ -193,7 +197,7 @@ def run(layout: Layout, page_timeout: float = PAGE_TIMEOUT) -> None:
         paged = _await("page", lambda: deliveries.missing(apis, pager_sink.TRIGGER), page_timeout)
         _say(f"paged in {paged:.0f} s; resolving it (sent at the next group interval)")
     finally:
-        withdraw(layout, path)
+        withdraw(layout, path, run_id)
     timeout = resolve_timeout(layout)
     resolved = _await("resolve", lambda: deliveries.missing(apis, pager_sink.RESOLVE), timeout)
     _say(f"OK: paged through {', '.join(apis)} in {paged:.0f} s, resolved {resolved:.0f} s later")

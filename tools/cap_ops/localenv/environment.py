@@ -414,6 +414,9 @@ def up() -> None:
         if "supervisord" in changed:
             supervisor.reload_config(layout)
     else:
+        # Alertmanager's notification log: a page of an earlier run that never resolved (the
+        # environment stopped first) would hold back the same alert's page for repeat_interval.
+        (layout.alertmanager_dir / "data" / "nflog").unlink(missing_ok=True)
         supervisor.start_daemon(layout)
     checks = health_checks(layout, pki)
     current = supervisor.states(layout)
