@@ -10,6 +10,7 @@ test_alert_thresholds.py (a moved threshold makes them fail); Alertmanager by te
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -184,22 +185,66 @@ def _boundary_tested(found: list[Check], rule: dict[str, Any], step: float) -> b
     return any(t - step in silent for fired, silent in by_case.values() for t in fired)
 
 
+def untested(rule_path: Path, test_path: Path) -> list[str]:
+    """The alerting rules of ``rule_path`` that its unit tests ``test_path`` do not see fire
+    one evaluation after they were silent."""
+    step = seconds(load_yaml(test_path).get("evaluation_interval", "1m"))
+    found = checks(test_path)
+    problems = []
+    for rule in (r for r in rules(rule_path) if "alert" in r):
+        if not any(fires(check, rule) for check in found):
+            problems.append(f"{tier_id(rule)}: never fires in {test_path.name}")
+        elif not _boundary_tested(found, rule, step):
+            problems.append(f"{tier_id(rule)}: never silent one evaluation before it fires")
+    return problems
+
+
 @pytest.mark.orr(*ORR_IDS)
 def test_every_alert_fires_in_a_unit_test_one_evaluation_after_it_was_silent() -> None:
     """Coverage: every alerting rule of every rule file (each severity tier) fires in a firing
     expectation of its promtool tests, and the same test case finds it silent one evaluation
     before. A new alert, or a new tier, without such a test fails here."""
-    untested = []
-    for rule_path in RULE_FILES:
-        test_path = unit_test_file(rule_path)
-        step = seconds(load_yaml(test_path).get("evaluation_interval", "1m"))
-        found = checks(test_path)
-        for rule in (r for r in rules(rule_path) if "alert" in r):
-            if not any(fires(check, rule) for check in found):
-                untested.append(f"{tier_id(rule)}: never fires in {test_path.name}")
-            elif not _boundary_tested(found, rule, step):
-                untested.append(f"{tier_id(rule)}: never silent one evaluation before it fires")
-    assert not untested
+    assert RULE_FILES
+    assert [p for path in RULE_FILES for p in untested(path, unit_test_file(path))] == []
+
+
+def test_every_recording_rule_has_its_value_checked_in_a_unit_test() -> None:
+    """Each recording rule is the `expr` of a promql_expr_test with an expected sample."""
+    checked = {
+        check["expr"].strip()
+        for path in TEST_FILES
+        for case in load_yaml(path)["tests"]
+        for check in case.get("promql_expr_test", [])
+        if check.get("exp_samples")
+    }
+    assert sorted(recording_names() - checked) == []
+
+
+def test_an_alert_without_a_firing_test_is_caught(tmp_path: Path) -> None:
+    """The coverage check on a rule file with one more alert, and one more tier of an alert,
+    than its unit tests know; and on the tests without the check just before a firing one."""
+    rule_path = ALERTS / "verifier_latency.rules.yaml"
+    document = load_yaml(rule_path)
+    new_rules = document["groups"][0]["rules"]
+    p95 = new_rules[0]
+    new_rules.append({**p95, "alert": "VerifierSomethingNew"})
+    new_rules.append({**p95, "labels": {**p95["labels"], "severity": "P1"}})
+    changed = tmp_path / rule_path.name
+    changed.write_text(json.dumps(document), encoding="utf-8")
+    assert untested(changed, unit_test_file(rule_path)) == [
+        "VerifierSomethingNew-P2: never fires in verifier_latency-test.yaml",
+        "HighP95Latency-P1: never fires in verifier_latency-test.yaml",
+    ]
+    text = unit_test_file(rule_path).read_text(encoding="utf-8")
+    silent_before = (
+        "      - eval_time: 5m\n        alertname: HighP95Latency\n        exp_alerts: []\n"
+    )
+    assert text.count(silent_before) == 1
+    tests = tmp_path / "verifier_latency-test.yaml"
+    tests.write_text(text.replace(silent_before, ""), encoding="utf-8")
+    assert untested(rule_path, tests) == [
+        "HighP95Latency-P2: never silent one evaluation before it fires"
+    ]
 
 
 @pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
