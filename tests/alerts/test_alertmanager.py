@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -244,36 +245,90 @@ def test_the_maintenance_window_mutes_p1_p2_p3_and_still_pages_p0(
     assert delivered(recorder) == {("pagerduty", "pager", "P0"), ("opsgenie", "pager", "P0")}
 
 
+EVERY_RECEIVER = {
+    ("pagerduty", "pager", "P0"),
+    ("opsgenie", "pager", "P0"),
+    ("pagerduty", "pager", "P1"),
+    ("opsgenie", "pager", "P1"),
+    ("opsgenie", "ticket", "P2"),
+    ("slack", "ticket", "P2"),
+    ("slack", "chat", "P3"),
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    notifications: list[Notification]
+    groups: dict[str, str]
+    """alertname -> the receiver of its group (/api/v2/alerts/groups)."""
+    log: str
+
+
+@pytest.fixture(scope="module")
+def outside_the_window(tmp_path_factory: pytest.TempPathFactory) -> Delivery:
+    """One alert of each severity through Alertmanager when the window is not on."""
+    need_binary()
+    workdir = tmp_path_factory.mktemp("alertmanager")
+    recorder = Recorder()
+    try:
+        config = local_config(source(), recorder.url, workdir / "secrets", NEVER)
+        with running(workdir, config) as alertmanager:
+            _post_one_of_each_severity(alertmanager)
+            wait_until(
+                lambda: delivered(recorder) >= EVERY_RECEIVER, SETTLE_WITHIN, "every receiver"
+            )
+            time.sleep(0.5)  # time for a notification that should not come
+            groups = alertmanager.groups()
+            log = alertmanager.log_text()
+        return Delivery(
+            recorder.received(),
+            {g["labels"]["alertname"]: g["receiver"]["name"] for g in groups},
+            log,
+        )
+    finally:
+        recorder.close()
+
+
+def _bodies(delivery: Delivery, integration: str) -> list[dict[str, Any]]:
+    return [json.loads(n.body) for n in delivery.notifications if n.integration == integration]
+
+
 @pytest.mark.orr("3.3-08", "3.3-10")
 def test_outside_the_window_every_severity_reaches_its_receivers(
-    tmp_path: Path, recorder: Recorder
+    outside_the_window: Delivery,
 ) -> None:
-    need_binary()
-    expected = {
-        ("pagerduty", "pager", "P0"),
-        ("opsgenie", "pager", "P0"),
-        ("pagerduty", "pager", "P1"),
-        ("opsgenie", "pager", "P1"),
-        ("opsgenie", "ticket", "P2"),
-        ("slack", "ticket", "P2"),
-        ("slack", "chat", "P3"),
+    assert MUTED not in outside_the_window.log
+    assert {
+        (n.integration, n.receiver, severity_of(n)) for n in outside_the_window.notifications
+    } == EVERY_RECEIVER
+    assert outside_the_window.groups == {
+        name: ROUTES[severity] for severity, name in BY_SEVERITY.items()
     }
-    config = local_config(source(), recorder.url, tmp_path / "secrets", NEVER)
-    with running(tmp_path, config) as alertmanager:
-        _post_one_of_each_severity(alertmanager)
-        wait_until(lambda: expected <= delivered(recorder), SETTLE_WITHIN, "every receiver")
-        time.sleep(0.5)
-        groups = {g["labels"]["alertname"]: g["receiver"]["name"] for g in alertmanager.groups()}
-        log = alertmanager.log_text()
-    assert MUTED not in log
-    assert delivered(recorder) == expected
-    assert groups == {name: ROUTES[severity] for severity, name in BY_SEVERITY.items()}
-    events = [n for n in recorder.received() if n.integration == "pagerduty"]
-    for event in (json.loads(n.body) for n in events):
+
+
+@pytest.mark.orr("3.3-08")
+def test_the_pages_carry_the_key_severity_and_runbook(outside_the_window: Delivery) -> None:
+    for event in _bodies(outside_the_window, "pagerduty"):
         assert event["routing_key"] == "test-routing_key_file"
         assert event["event_action"] == "trigger"
-        assert event["payload"]["severity"] in {"critical", "error"}
+        severity = re.match(r"\[(P[01])\] ", event["payload"]["summary"])
+        assert severity, event
+        assert event["payload"]["severity"] == ("critical" if severity[1] == "P0" else "error")
         assert event["links"][0]["href"].startswith("runbooks/alerts/")
+    for alert in _bodies(outside_the_window, "opsgenie"):
+        assert alert["note"].startswith("runbook: runbooks/alerts/"), alert
+        assert alert["source"] == "cap-verifier"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="alerts/alertmanager.yml sends the P scale as the Opsgenie priority, but Opsgenie's"
+    " priorities are P1-P5: the Opsgenie half of a P0 page would be refused (the local pager"
+    " sink's test expects priority == severity; to be settled with its owner)",
+)
+def test_opsgenie_is_sent_a_priority_it_accepts(outside_the_window: Delivery) -> None:
+    priorities = {a["priority"] for a in _bodies(outside_the_window, "opsgenie")}
+    assert priorities <= {"P1", "P2", "P3", "P4", "P5"}
 
 
 def _inhibited(alertmanager: Alertmanager) -> dict[str, set[str]]:
