@@ -54,6 +54,8 @@ CERT_MANAGER_SERIES = frozenset({"certmanager_certificate_expiration_timestamp_s
 """cert-manager's controller runs on the clusters only: its series have no data locally."""
 PROMETHEUS_SERIES = frozenset({"up"})
 EXPIRING_IN = dt.timedelta(days=20)
+OPSGENIE_PRIORITY = {"P0": "P1", "P1": "P2"}
+"""The pager receiver's Opsgenie priority per severity (alerts/alertmanager.yml)."""
 
 
 # --- Prometheus, the dashboard and the rules ----------------------------------------------
@@ -269,7 +271,7 @@ def assert_paged(
     assert ticket["key_sha256"] == key_fingerprint(
         layout, "pager", "opsgenie_configs", "api_key_file"
     )
-    assert ticket["priority"] == severity, ticket
+    assert ticket["priority"] == OPSGENIE_PRIORITY[severity], ticket
     assert ticket["note"] == f"runbook: {runbook}", ticket
     return event, ticket
 
@@ -519,6 +521,6 @@ def test_make_test_page_reports_the_page_and_its_resolve(local_env: dict[str, An
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^\s+pagerduty trigger 202 .*key=sha256:[0-9a-f]{12}", result.stdout, re.M)
-    assert re.search(r"^\s+opsgenie\s+trigger 202 .*priority=\"P1\"", result.stdout, re.M)
+    assert re.search(r"^\s+opsgenie\s+trigger 202 .*priority=\"P2\"", result.stdout, re.M)
     assert "OK: paged through" in result.stdout
     assert time.monotonic() - started < 300

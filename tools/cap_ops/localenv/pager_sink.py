@@ -26,6 +26,7 @@ HEALTHZ = "/healthz"
 MAX_BODY = 1024 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 PAGERDUTY_ACTIONS = ("trigger", "acknowledge", "resolve")
+OPSGENIE_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
 
 Record = dict[str, Any]
 
@@ -105,6 +106,8 @@ def opsgenie(record: Record, path: str, headers: dict[str, str], body: Any) -> R
         return _json_reply(404, {"message": "Not found", **took})
     if action == "create" and not alert.get("message"):
         return _json_reply(422, {"message": "Message can not be empty.", **took})
+    if action == "create" and alert.get("priority", "P3") not in OPSGENIE_PRIORITIES:
+        return _json_reply(422, {"message": "Priority should be one of P1-P5.", **took})
     return _json_reply(202, {"result": "Request will be processed", **took})
 
 
@@ -274,7 +277,7 @@ def make_server(
             pass
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.load_cert_chain(cert, key)
     server = _TLSServer((host, port), Handler)
     server.context = context
