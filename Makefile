@@ -95,7 +95,7 @@ up: $(SYNCED) ## start the local environment
 down: $(SYNCED) ## stop the local environment
 	$(BIN)/python -m cap_ops.localenv down
 
-test-page: $(SYNCED) ## ORR 4.2 test alert: a synthetic P1 through Prometheus, Alertmanager, pager sink
+test-page: $(SYNCED) ## test alert (ORR 3.3-09, 4.2 verification): a synthetic P1 through Prometheus, Alertmanager, pager sink
 	$(BIN)/python -m cap_ops.test_page
 
 smoke: $(SYNCED) ## ORR 5.1 smoke checks: ENV=local (default) or URL= TOKEN_URL= CLIENT_ID= CLIENT_SECRET=

@@ -460,7 +460,7 @@ def test_alertmanager_config_keys_come_from_a_secret_and_the_window_mutes(
         (("group_wait: 30s", "group_wait: 30s\n  fancy_key: x"), "unsupported key 'fancy_key'"),
         (("matchers: ['severity=\"P2\"']", "matchers: ['severity P2']"), "unsupported matcher"),
         (
-            ("/etc/alertmanager/secrets/cap-verifier-alerting/opsgenie", "/root/keys/opsgenie"),
+            ("/etc/alertmanager/secrets/cap-verifier-alerting/opsgenie", "/var/keys/opsgenie"),
             "is not /etc/alertmanager/secrets/<secret>/<key>",
         ),
         (("        times:", "        location: Europe/Berlin\n        times:"), "'location'"),
