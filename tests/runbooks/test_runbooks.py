@@ -114,6 +114,19 @@ def test_incident_response_page_has_its_parts() -> None:
         assert heading in sections(text), heading
 
 
+@pytest.mark.orr("6.2-04")
+def test_restart_scale_and_update_are_written_down() -> None:
+    """Each has its section with a command; the playbooks it names exist (checked above)."""
+    text = (OPERATIONS / "restart-scale-update.md").read_text(encoding="utf-8")
+    parts = sections(text)
+    for heading, command in (
+        ("Restart", "flush-cache.yml"),
+        ("Scale", "scale.yml"),
+        ("Update to a new release", "make render"),
+    ):
+        assert command in parts.get(heading, ""), heading
+
+
 # The checks reject bad pages.
 
 BAD_PAGE = """\
