@@ -41,14 +41,15 @@ crds: $(SYNCED) ## fill and verify .cache/crds/ from infra/crds.lock (CRD_MIRROR
 fmt: $(SYNCED) ## format the Python sources
 	$(BIN)/ruff format service tools tests bench alerts infra dashboards playbooks
 
-generate: $(SYNCED) ## regenerate from alerts/config.yaml: rule files, runbook tables, dashboard
+generate: $(SYNCED) ## regenerate: rule files, runbook tables, docs/slo.md, dashboard (alerts/config.yaml); the guide's config keys
 	$(BIN)/python -m alerts.generate
 	$(BIN)/python -m dashboards.generate
+	$(BIN)/python -m infra.config_reference
 
 render: $(SYNCED) ## write deploy/<env>/ from the Kubernetes model (deterministic)
 	$(BIN)/python -m infra.render
 
-GENERATED := alerts/*.rules.yaml runbooks dashboards/*.json deploy
+GENERATED := alerts/*.rules.yaml runbooks dashboards/*.json deploy docs
 check-generated: generate render ## regenerate everything; fail when it differs from what git holds
 	@git diff --exit-code --stat -- $(GENERATED) && \
 	  test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || \
