@@ -21,6 +21,7 @@ from msgspec import Meta, Struct
 
 from cap_verifier.settings import ServerSettings
 from cap_verifier.typed_yaml import ConfigError, describe, read_yaml
+from infra.cloud.instances import capacity_problem
 
 __all__ = ["ENVIRONMENTS", "ConfigError", "EnvConfig", "load", "load_all"]
 
@@ -37,6 +38,9 @@ RegistryKind = Literal["sqlite", "postgresql"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 AcmeEnvironment = Literal["staging", "production"]
 RateLimitUnit = Literal["Second", "Minute", "Hour"]
+ClusterProvider = Literal["existing", "eks"]
+PROD_MIN_NODES = 3
+"""ORR 1.1-01: at least 3 worker nodes in production."""
 
 Text = Annotated[str, Meta(min_length=1)]
 Quantity = Annotated[str, Meta(pattern=r"^[0-9]+(m|Ki|Mi|Gi|Ti)?$")]
@@ -49,6 +53,7 @@ Email = Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")]
 GitRef = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")]
 Context = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,252}$")]
 Region = Annotated[str, Meta(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
+Zone = Annotated[str, Meta(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$")]
 RoleArn = Annotated[
     str, Meta(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 ]
@@ -215,21 +220,100 @@ class Edge(_Section, frozen=True):
             raise ValueError("mtls_ca_secret: missing: require_mtls needs the client CA bundle")
 
 
+class Nodes(_Section, frozen=True):
+    """The managed node group over the private subnets of every zone."""
+
+    instance_types: tuple[Text, ...]
+    min_size: Annotated[int, Meta(ge=1)]
+    desired_size: Annotated[int, Meta(ge=1)]
+    max_size: Annotated[int, Meta(ge=1)]
+    root_volume_gib: Annotated[int, Meta(ge=20, le=1000)] = 50
+
+    def __post_init__(self) -> None:
+        if not self.instance_types:
+            raise ValueError("instance_types: expected at least one instance type")
+        for instance_type in self.instance_types:
+            problem = capacity_problem(instance_type)
+            if problem:
+                raise ValueError(f"instance_types: {problem}")
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("desired_size: expected min_size <= desired_size <= max_size")
+
+
+class Eks(_Section, frozen=True):
+    """An EKS cluster and its cloud resources (``cluster.provider: eks``)."""
+
+    region: Region
+    version: K8sVersion
+    api_public_cidrs: tuple[Cidr, ...]
+    """Who reaches the API endpoint from the internet; never empty, never everyone."""
+    nodes: Nodes
+    vpc_cidr: Cidr = "10.0.0.0/16"
+    zones: tuple[Zone, ...] = ()
+    """Three availability zones of ``region`` (default: its zones a, b and c)."""
+    nat_per_zone: bool = True
+    """One NAT gateway per zone (a zone's outage leaves the others their egress), else one."""
+    registry_keep_images: Annotated[int, Meta(ge=1, le=1000)] = 30
+    protect: bool = True
+    """Pulumi's ``protect`` on the KMS key, cluster, backup bucket and image registry."""
+
+    def __post_init__(self) -> None:
+        if not self.api_public_cidrs:
+            raise ValueError("api_public_cidrs: expected at least one CIDR")
+        _cidrs(vpc_cidr=self.vpc_cidr)
+        for cidr in self.api_public_cidrs:
+            _cidrs(api_public_cidrs=cidr)
+        if any(ipaddress.ip_network(c).prefixlen == 0 for c in self.api_public_cidrs):
+            raise ValueError("api_public_cidrs: a /0 opens the API endpoint to everyone")
+        if len(self.availability_zones) != 3 or any(
+            not z.startswith(self.region) for z in self.availability_zones
+        ):
+            raise ValueError(f"zones: expected three zones of {self.region}")
+
+    @property
+    def availability_zones(self) -> tuple[str, ...]:
+        return self.zones or tuple(f"{self.region}{letter}" for letter in "abc")
+
+
 class Cluster(_Section, frozen=True):
     k8s_version_oldest: K8sVersion
     k8s_version_newest: K8sVersion
     dns_namespace: DnsLabel
     dns_pod_labels: Labels
+    provider: ClusterProvider = "existing"
+    """``existing``: a cluster reached by ``kube_context``; ``eks``: provisioned by the program."""
     kube_context: Context | None = None
-    """The kubeconfig context of the Pulumi provider (the current context when unset)."""
+    """The kubeconfig context of the Pulumi provider with ``existing`` (the current context when
+    unset), and of the operators and playbooks (``aws eks update-kubeconfig --alias``)."""
+    eks: Eks | None = None
 
     def __post_init__(self) -> None:
-        if int(self.k8s_version_oldest[2:]) > int(self.k8s_version_newest[2:]):
+        if _minor(self.k8s_version_oldest) > _minor(self.k8s_version_newest):
             raise ValueError("k8s_version_newest: expected a version >= k8s_version_oldest")
+        if (self.eks is None) == (self.provider == "eks"):
+            raise ValueError(
+                "eks: missing: provider eks needs its section"
+                if self.eks is None
+                else "eks: only with provider eks"
+            )
+        if self.eks is not None and not self.supports(self.eks.version):
+            oldest, newest = self.k8s_versions
+            raise ValueError(
+                f"eks.version: {self.eks.version} outside the supported range {oldest}..{newest}"
+            )
 
     @property
     def k8s_versions(self) -> tuple[str, str]:
         return (self.k8s_version_oldest, self.k8s_version_newest)
+
+    def supports(self, version: str) -> bool:
+        """``1.<minor>`` within ``k8s_version_oldest``..``k8s_version_newest``."""
+        oldest, newest = self.k8s_versions
+        return _minor(oldest) <= _minor(version) <= _minor(newest)
+
+
+def _minor(version: str) -> int:
+    return int(version.split(".")[1])
 
 
 class Canary(_Section, frozen=True):
@@ -313,6 +397,14 @@ class EnvConfig(_Section, frozen=True):
                 f"edge.acme_environment: expected {wanted_acme} in {self.env},"
                 f" got {self.edge.acme_environment!r}"
             )
+        eks = self.cluster.eks
+        if eks is not None and self.env == "prod" and eks.nodes.min_size < PROD_MIN_NODES:
+            raise ValueError(
+                f"cluster.eks.nodes.min_size: expected >= {PROD_MIN_NODES} in prod"
+                f" (ORR 1.1-01), got {eks.nodes.min_size}"
+            )
+        if eks is not None and self.database is None:
+            raise ValueError("cluster.eks: needs database (the backup bucket's prefix and expiry)")
         if self.delivery.canary.enabled and not self.scaling.hpa.enabled:
             raise ValueError("delivery.canary.enabled: a canary needs scaling.hpa (several pods)")
         if self.max_pods > self.scaling.quota_pods:
