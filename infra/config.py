@@ -341,6 +341,9 @@ class Backup(_Section, frozen=True):
     destination: S3Url
     role_arn: RoleArn
     retention_days: Annotated[int, Meta(ge=1, le=3650)]
+    """Also the backup bucket's expiry of current and noncurrent versions (``eks``)."""
+    prefix: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "registry"
+    """The bucket prefix the backups write under (``eks``: ``s3://<bucket>/<prefix>``)."""
 
 
 class Database(_Section, frozen=True):

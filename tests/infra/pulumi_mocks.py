@@ -57,11 +57,42 @@ class Registration:
         return self.provider.rsplit("::", 1)[0]
 
 
+ACCOUNT = "123456789012"
+REGION = "eu-central-1"
+
+
+def aws_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What AWS would add to an AWS resource's inputs: its ARN and the outputs the program
+    reads (deterministic, from the resource name)."""
+    service, kind = type_.split(":")[1].split("/", maxsplit=1)[0], type_.rsplit(":", 1)[-1]
+    region = "" if service == "iam" else REGION  # IAM is global
+    outputs: dict[str, Any] = {"arn": f"arn:aws:{service}:{region}:{ACCOUNT}:{kind.lower()}/{name}"}
+    if type_ == "aws:eks/cluster:Cluster":
+        issuer = f"https://oidc.eks.{REGION}.amazonaws.com/id/{name.upper()}"
+        outputs |= {
+            "endpoint": f"https://{name}.eks.example",
+            "certificateAuthority": {"data": "Q0E="},
+            "identities": [{"oidcs": [{"issuer": issuer}]}],
+        }
+    if type_ == "aws:s3/bucket:Bucket":
+        outputs["bucket"] = f"{name}-0123abcd"
+        outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
+    if type_ == "aws:ecr/repository:Repository":
+        outputs["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}"
+    if type_ == "aws:ec2/launchTemplate:LaunchTemplate":
+        outputs["latestVersion"] = 1
+    return outputs
+
+
 class EchoMocks(pulumi.runtime.Mocks):
-    """``name + "_id"`` as id, inputs echoed as outputs; no function is called by the program."""
+    """``name + "_id"`` as id, inputs echoed as outputs (plus :func:`aws_outputs` for AWS
+    resources); no function is called by the program."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}_id", dict(args.inputs)
+        outputs = dict(args.inputs)
+        if args.typ.startswith("aws:"):
+            outputs = aws_outputs(args.typ, args.name, outputs) | outputs
+        return f"{args.name}_id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
         raise AssertionError(f"unexpected function call {args.token}")
