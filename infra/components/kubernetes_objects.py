@@ -14,12 +14,13 @@ import importlib
 import inspect
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.binding import Values, bind
 from infra.model import WAVE_ANNOTATION
 from infra.model.common import BUILTIN_GROUPS, api_group
 
@@ -147,6 +148,8 @@ class KubernetesObjectsArgs:
     """Plain Kubernetes manifests (camelCase fields), e.g. ``model(cfg)``."""
     after: Sequence[pulumi.Resource] = ()
     """Resources the first step waits for (e.g. the platform charts); no data edge."""
+    values: Values = field(default_factory=dict)
+    """Placeholders in the manifests -> the outputs that replace them (:mod:`.binding`)."""
 
 
 class KubernetesObjects(pulumi.ComponentResource):
@@ -168,6 +171,7 @@ class KubernetesObjects(pulumi.ComponentResource):
         super().__init__(RESOURCE_TYPE, name, None, opts)
         self.objects = {}
         self.steps = []
+        self._values = args.values
         previous: Sequence[pulumi.Resource] = list(args.after)
         for step in sorted({p.step for p in planned}):
             created = [self._register(p, previous) for p in planned if p.step == step]
@@ -182,7 +186,7 @@ class KubernetesObjects(pulumi.ComponentResource):
         self, planned: Planned, depends_on: Sequence[pulumi.Resource]
     ) -> pulumi.CustomResource:
         opts = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
-        manifest = planned.manifest
+        manifest = bind(planned.manifest, self._values)
         resource: pulumi.CustomResource
         if planned.cls is None:
             resource = k8s.apiextensions.CustomResource(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from infra.artefacts import Artefacts
 from infra.artefacts import load as load_artefacts
+from infra.cloud import existing
 from infra.config import EnvConfig, load_all
 
 
@@ -17,3 +18,13 @@ def configs() -> dict[str, EnvConfig]:
 @pytest.fixture(scope="session")
 def artefacts() -> Artefacts:
     return load_artefacts()
+
+
+SERVER_VERSION = "v1.31.2"
+"""What the fake adapter reports for every existing cluster (within every stack's range)."""
+
+
+@pytest.fixture(autouse=True)
+def fake_server_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No kubectl in tests: the program's version read answers :data:`SERVER_VERSION`."""
+    monkeypatch.setattr(existing, "server_version", lambda context: SERVER_VERSION)

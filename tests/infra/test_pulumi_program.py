@@ -27,6 +27,7 @@ from config_edits import changed
 from infra.__main__ import build, main
 from infra.artefacts import Artefacts
 from infra.charts import ARGOCD, PLATFORM_CHARTS, Chart
+from infra.cloud.values import CLOUD_KEYS, applicable
 from infra.components import (
     GitOpsBootstrap,
     GitOpsBootstrapArgs,
@@ -39,7 +40,7 @@ from infra.components.kubernetes_objects import FIRST_KINDS
 from infra.config import ENVIRONMENTS, PROJECT, ConfigError, EnvConfig, load
 from infra.model import WAVE_ANNOTATION, model
 from infra.stack import decode, stack_config
-from pulumi_mocks import Registration, Run, install, pulumi_test, uninstall
+from pulumi_mocks import ACCOUNT, REGION, Registration, Run, install, pulumi_test, uninstall
 from ruamel.yaml import YAML
 
 from infra import gitops
@@ -215,19 +216,22 @@ def ordered(registrations: Sequence[Registration]) -> Problems:
         if set(r.dependencies) != wanted:
             problems.append(f"{r.urn}: depends on {sorted(r.dependencies)}, not {sorted(wanted)}")
     objects = kubernetes_objects(registrations)
+    # Data edges to the cloud resources (an object bound to a role ARN) are not wave order.
+    cloud = {r.urn for r in registrations if r.type.startswith("aws:")}
     for parent in {r.parent for r in objects}:
         children = [r for r in objects if r.parent == parent]
         steps = sorted({_step(r.inputs) for r in children})
         for r in children:
+            dependencies = set(r.dependencies) - cloud
             index = steps.index(_step(r.inputs))
             wanted = (
                 {x.urn for x in children if _step(x.inputs) == steps[index - 1]}
                 if index
                 else {x.urn for x in releases}
             )
-            if set(r.dependencies) != wanted:
+            if dependencies != wanted:
                 problems.append(
-                    f"{r.urn} (wave step {steps[index]}): depends on {sorted(r.dependencies)}, "
+                    f"{r.urn} (wave step {steps[index]}): depends on {sorted(dependencies)}, "
                     f"not on the {len(wanted)} resources of the step before"
                 )
     return problems
@@ -242,6 +246,33 @@ def assert_none(problems: Problems) -> None:
 
 def config_of(env: str, gitops_mode: bool) -> EnvConfig:
     return changed(load(env), {"delivery.gitops": gitops_mode})
+
+
+def mocked_cloud_outputs(cfg: EnvConfig) -> dict[str, str]:
+    """The values the mocks give the cloud resources of an ``eks`` stack, by stack output."""
+    name = f"cap-verifier-{cfg.env}"
+    bucket = f"{name}-backups-0123abcd"
+    prefix = cfg.database.backup.prefix if cfg.database else ""
+    return {
+        "cluster_name": name,
+        "oidc_issuer": f"https://oidc.eks.{REGION}.amazonaws.com/id/{name.upper()}",
+        "backup_bucket": bucket,
+        "backup_destination": f"s3://{bucket}/{prefix}",
+        "repository_url": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}",
+        **{role: f"arn:aws:iam::{ACCOUNT}:role/{name}-{role.split('_')[0]}" for role in ROLES},
+    }
+
+
+ROLES = ("secrets_role_arn", "backup_role_arn", "playbooks_role_arn")
+
+
+def as_provisioned(cfg: EnvConfig) -> EnvConfig:
+    """``cfg`` as the Kubernetes part of the program sees it: with ``eks``, the role ARNs, the
+    backup destination and the image repository of the cloud resources (mocked)."""
+    if cfg.cluster.provider != "eks":
+        return cfg
+    outputs = mocked_cloud_outputs(cfg)
+    return changed(cfg, {CLOUD_KEYS[name]: outputs[name] for name in applicable(cfg)})
 
 
 def stack_outputs() -> dict[str, Any]:
@@ -260,10 +291,11 @@ def test_program_policies(
     """One run per stack and mode (a run costs ~0.3 s), every program policy over it."""
     run = stack(env, {"delivery.gitops": gitops_mode})
     main()
-    cfg = config_of(env, gitops_mode)
+    cfg = as_provisioned(config_of(env, gitops_mode))
+    eks = cfg.cluster.provider == "eks"
     outputs = stack_outputs()
 
-    def check(registrations: list[Registration]) -> None:
+    def check(registrations: list[Registration], outputs: dict[str, Any]) -> None:
         if gitops_mode:
             # Only Argo CD and its bootstrap objects; Argo CD deploys the rest from deploy/<env>/.
             assert_none(objects_match(registrations, gitops.bootstrap(cfg, artefacts)))
@@ -272,20 +304,32 @@ def test_program_policies(
             assert_none(objects_match(registrations, model(cfg, artefacts)))
             assert_none(releases_match(registrations, PLATFORM_CHARTS))
         assert_none(parented(registrations))
-        assert_none(on_provider(registrations, cfg.cluster.kube_context))
+        # eks: the provider on the cluster's kubeconfig (a secret), no context
+        assert_none(on_provider(registrations, None if eks else cfg.cluster.kube_context))
+        provider = next(r for r in registrations if r.type == PROVIDER)
+        assert ("kubeconfig" in provider.inputs) == eks, provider.inputs
         assert_none(ordered(registrations))
         # Not vacuous: several objects, each waiting for something.
         objects = kubernetes_objects(registrations)
         assert objects, "no Kubernetes objects registered"
         assert all(r.dependencies for r in objects), [r.urn for r in objects if not r.dependencies]
+        outputs = dict(outputs)
+        kubeconfig = outputs.pop("kubeconfig", None)
+        assert (kubeconfig is not None) == eks
+        if eks:
+            assert json.loads(kubeconfig)["clusters"][0]["name"] == f"cap-verifier-{env}"
         assert outputs == {
             "mode": "gitops" if gitops_mode else "direct",
             "namespace": cfg.namespace,
             "host": cfg.host,
             "url": f"https://{cfg.host}/",
+            **(mocked_cloud_outputs(cfg) if eks else {}),
         }, outputs
 
-    return run.check(check)
+    # The exported values resolved first (the cloud outputs are Outputs), then the policies.
+    return pulumi.Output.all(**outputs).apply(
+        lambda values: run.check(lambda registrations: check(registrations, values))
+    )
 
 
 @ENVS

@@ -1,0 +1,48 @@
+"""The config values the cloud provides (role ARNs, backup destination, image repository),
+by stack output name, and the placeholders that stand for them on the Pulumi path until the
+resources' outputs replace them (:func:`infra.components.binding.bind`).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+
+from infra.config import EnvConfig
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+CLOUD_KEYS: dict[str, str] = {
+    "secrets_role_arn": "secrets.store_role_arn",
+    "backup_role_arn": "database.backup.role_arn",
+    "backup_destination": "database.backup.destination",
+    "repository_url": "image.repository",
+}
+"""Stack output -> the dotted config key it fills."""
+
+PLACEHOLDERS: dict[str, str] = {
+    "secrets_role_arn": "arn:aws:iam::000000000000:role/pulumi-output-secrets-role-arn",
+    "backup_role_arn": "arn:aws:iam::000000000000:role/pulumi-output-backup-role-arn",
+    "backup_destination": "s3://pulumi-output-backup-destination",
+    "repository_url": "pulumi-output.invalid/repository-url",
+}
+"""Stack output -> a value its config key accepts and no real config holds."""
+
+
+def _replace(struct: S, path: str, value: str) -> S:
+    head, _, rest = path.partition(".")
+    new = _replace(getattr(struct, head), rest, value) if rest else value
+    return msgspec.structs.replace(struct, **{head: new})
+
+
+def applicable(cfg: EnvConfig) -> list[str]:
+    """The outputs whose config section ``cfg`` has (no database: no backup values)."""
+    return [name for name, key in CLOUD_KEYS.items() if cfg.database or "database." not in key]
+
+
+def with_placeholders(cfg: EnvConfig) -> EnvConfig:
+    """``cfg`` with a placeholder for every value the cloud provides."""
+    for name in applicable(cfg):
+        cfg = _replace(cfg, CLOUD_KEYS[name], PLACEHOLDERS[name])
+    return cfg
