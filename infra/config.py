@@ -21,6 +21,7 @@ from msgspec import Meta, Struct
 
 from cap_verifier.settings import ServerSettings
 from cap_verifier.typed_yaml import ConfigError, describe, read_yaml
+from infra.cloud import outputs as cloud_outputs
 from infra.cloud.instances import capacity_problem
 
 __all__ = ["ENVIRONMENTS", "ConfigError", "EnvConfig", "load", "load_all"]
@@ -434,15 +435,25 @@ class EnvConfig(_Section, frozen=True):
 
 
 def from_values(
-    env: str, values: Mapping[str, Any], source: str, *, strict: bool = True
+    env: str,
+    values: Mapping[str, Any],
+    source: str,
+    *,
+    strict: bool = True,
+    outputs: Mapping[str, str] | None = None,
 ) -> EnvConfig:
     """``values`` (bare keys) as the typed config of ``env``; errors name ``source`` and the key.
 
+    The cloud values (role ARNs, backup destination) come from ``outputs``, by default
+    ``infra/outputs/<env>.yaml`` of the repository (:mod:`infra.cloud.outputs`).
     ``strict=False`` converts strings where the field wants a number or a boolean, as the Pulumi
     CLI hands scalars over as text.
     """
     if "env" in values:
         raise ConfigError(f"{source}: {KEY_PREFIX}env: unknown key (the stack name is the env)")
+    if outputs is None:
+        outputs = cloud_outputs.read(env)
+    values = cloud_outputs.merged(env, values, source, outputs)
     try:
         return msgspec.convert({"env": env, **values}, EnvConfig, strict=strict)
     except msgspec.ValidationError as err:
@@ -461,7 +472,10 @@ def load(env: str, root: Path = REPO_ROOT) -> EnvConfig:
         for k, v in document["config"].items()
         if k.startswith(KEY_PREFIX)
     }
-    return from_values(env, values, source)
+    found = cloud_outputs.path_of(env, root).exists()
+    return from_values(
+        env, values, source, outputs=cloud_outputs.read(env, root) if found else None
+    )
 
 
 def load_all(root: Path = REPO_ROOT) -> dict[str, EnvConfig]:

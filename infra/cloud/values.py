@@ -9,17 +9,14 @@ from typing import TypeVar
 
 import msgspec
 
+from infra.cloud.outputs import CLOUD_KEYS as FILE_KEYS
 from infra.config import EnvConfig
 
 S = TypeVar("S", bound=msgspec.Struct)
 
-CLOUD_KEYS: dict[str, str] = {
-    "secrets_role_arn": "secrets.store_role_arn",
-    "backup_role_arn": "database.backup.role_arn",
-    "backup_destination": "database.backup.destination",
-    "repository_url": "image.repository",
-}
-"""Stack output -> the dotted config key it fills."""
+CLOUD_KEYS: dict[str, str] = {**FILE_KEYS, "repository_url": "image.repository"}
+"""Stack output -> the dotted config key it fills on the Pulumi path (the image repository
+too; on the Argo CD path it stays in ``Pulumi.<env>.yaml`` for now)."""
 
 PLACEHOLDERS: dict[str, str] = {
     "secrets_role_arn": "arn:aws:iam::000000000000:role/pulumi-output-secrets-role-arn",
