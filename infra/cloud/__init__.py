@@ -21,8 +21,11 @@ Design: one program, not a cluster stack plus an app stack.
     cloud values from ``infra/outputs/<env>.yaml``, one file per environment, written from the
     stack's outputs by ``pulumi stack output --stack <env> --json | python -m infra.cloud.outputs
     <env>``. That file is the only place these values live in the repository (the placeholders
-    of environments not yet provisioned included); ``Pulumi.<env>.yaml`` no longer carries
-    them, and a test lists the placeholders left.
+    of environments not yet provisioned included, marked as such in its first line); the config
+    loader merges it, ``Pulumi.<env>.yaml`` may not set them, and a test lists the placeholders
+    left. Not yet moved: ``image.repository`` stays in ``Pulumi.<env>.yaml`` for the Argo CD
+    path (the rollback history of ``tools/cap_ops/stack_edit.py`` reads it from that file's
+    git history); on the Pulumi path it is bound to the registry's URL like the others.
 
 Config keys (``cap-verifier-ops:cluster``):
     ``provider``: ``existing`` (default) or ``eks``.
@@ -35,10 +38,12 @@ Config keys (``cap-verifier-ops:cluster``):
     :mod:`infra.cloud.instances`, each >= 8 vCPU and >= 16 GiB), ``nodes.min_size`` (>= 3 in
     prod), ``nodes.desired_size``, ``nodes.max_size``, ``nodes.root_volume_gib`` (50);
     ``registry_keep_images`` (30); ``protect`` (true). The backup bucket's expiry is
-    ``database.backup.retention_days`` (one home).
+    ``database.backup.retention_days`` (one home), its prefix ``database.backup.prefix``
+    (``registry``); ``eks`` needs the ``database`` section.
 
 Stack outputs (``eks``):
     ``kubeconfig`` (secret), ``cluster_name``, ``oidc_issuer``, ``backup_bucket``,
     ``backup_destination``, ``repository_url``, ``secrets_role_arn``, ``backup_role_arn``,
-    ``playbooks_role_arn``; with ``existing`` only the Kubernetes part's outputs.
+    ``playbooks_role_arn``, besides the Kubernetes part's (``mode``, ``namespace``, ``host``,
+    ``url``), which are all there is with ``existing``.
 """
