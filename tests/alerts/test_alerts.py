@@ -279,7 +279,7 @@ def test_the_cases_are_split_where_promtool_sees_them() -> None:
 
 
 @pytest.mark.parametrize("name", [orr_alert_param(n) for n in ORR_ALERTS])
-def test_orr_alert_has_the_checklist_name_severity_threshold_and_duration(name: str) -> None:
+def test_the_orr_alert_has_the_checklist_name_severity_threshold_and_duration(name: str) -> None:
     _, severity, threshold, for_ = ORR_ALERTS[name]
     (rule,) = [r for r in all_alerts() if r["alert"] == name]
     assert rule["labels"]["severity"] == severity
