@@ -86,10 +86,13 @@ class Image(_Section, frozen=True):
     """The service's image: by digest (staging, prod) or by tag (dev)."""
 
     repository: Text
+    """The image repository, without tag or digest."""
     version: LabelValue
     """The application version, the ``app.kubernetes.io/version`` label."""
     tag: Tag | None = None
+    """The image tag (dev only; staging and prod pin a digest)."""
     digest: Digest | None = None
+    """The image digest; required in staging and prod."""
 
     def __post_init__(self) -> None:
         if "@" in self.repository or self.repository.rsplit("/", 1)[-1].count(":"):
@@ -107,18 +110,26 @@ class Image(_Section, frozen=True):
 
 class Resources(_Section, frozen=True):
     cpu_request: Quantity
+    """CPU request (Kubernetes quantity)."""
     memory_request: Quantity
+    """Memory request (Kubernetes quantity)."""
     cpu_limit: Quantity
+    """CPU limit (Kubernetes quantity)."""
     memory_limit: Quantity
+    """Memory limit (Kubernetes quantity)."""
 
 
 class Service(_Section, frozen=True):
     """The verifier process in its pods."""
 
     log_level: LogLevel
+    """The service's log level (INFO in prod; DEBUG is refused there)."""
     graceful_timeout_seconds: Annotated[int, Meta(ge=1, le=600)]
+    """How long a stopping pod finishes its requests."""
     prestop_sleep_seconds: Annotated[int, Meta(ge=0, le=120)]
+    """How long a stopping pod keeps serving while the endpoints drop it."""
     resources: Resources
+    """The container's requests and limits."""
     head_timeout_seconds: Annotated[float, Meta(ge=1, le=60)] | None = None
     """``server.head_timeout`` of the pods (the service's default when unset)."""
     body_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] | None = None
@@ -135,9 +146,13 @@ class Service(_Section, frozen=True):
 
 class Hpa(_Section, frozen=True):
     enabled: bool
+    """Whether the HPA scales the workload."""
     min_replicas: Annotated[int, Meta(ge=1)]
+    """The HPA's lower bound."""
     max_replicas: Annotated[int, Meta(ge=1)]
+    """The HPA's upper bound (a canary runs up to twice as many pods)."""
     scale_down_stabilization_seconds: Annotated[int, Meta(ge=0, le=3600)]
+    """How long the HPA waits before it scales down."""
 
     def __post_init__(self) -> None:
         if self.max_replicas < self.min_replicas:
@@ -146,8 +161,11 @@ class Hpa(_Section, frozen=True):
 
 class Scaling(_Section, frozen=True):
     replicas: Annotated[int, Meta(ge=1)]
+    """The replicas without an HPA (exactly 1 with a SQLite registry)."""
     hpa: Hpa
+    """The HorizontalPodAutoscaler."""
     pdb_min_available: Annotated[int, Meta(ge=0)]
+    """The PodDisruptionBudget's minAvailable (below the minimum replicas; 0: none)."""
     quota_pods: Annotated[int, Meta(ge=1)]
     """The namespace's pod quota: the capacity agreed for the environment. Scaling (``make``,
     ``playbooks/scale.yml``) stays within it; raising it is a capacity decision of its own."""
@@ -163,7 +181,9 @@ class Scaling(_Section, frozen=True):
 
 class Registry(_Section, frozen=True):
     kind: RegistryKind
+    """`sqlite` (one pod, its volume) or `postgresql` (the CloudNativePG cluster of `database`)."""
     url: Text
+    """The database URL, never with a password (that comes from the secret store)."""
     storage_size: Quantity | None = None
     """The SQLite volume; only with ``kind: sqlite``."""
 
@@ -182,11 +202,15 @@ class Registry(_Section, frozen=True):
 
 class OAuth2(_Section, frozen=True):
     issuer: HttpsUrl
+    """The tokens' `iss`."""
     audience: Text
+    """The tokens' `aud`."""
     jwks_url: HttpsUrl
+    """Where the service fetches the signing keys."""
     jwks_cidr: Cidr
     """Where the identity provider's JWKS endpoint is, for the egress NetworkPolicy."""
     jwks_port: Port
+    """The JWKS endpoint's port, for the egress NetworkPolicy."""
 
     def __post_init__(self) -> None:
         _cidrs(jwks_cidr=self.jwks_cidr)
@@ -194,24 +218,36 @@ class OAuth2(_Section, frozen=True):
 
 class RateLimit(_Section, frozen=True):
     requests: Annotated[int, Meta(ge=1)]
+    """Requests allowed per unit."""
     unit: RateLimitUnit
+    """The rate limit's time unit."""
 
 
 class Edge(_Section, frozen=True):
     """What clients meet: the host, the gateway, certificates, mTLS and request limits."""
 
     host: Host
+    """The public host name (DNS points it at the gateway)."""
     gateway_class_name: DnsLabel
+    """The GatewayClass of Envoy Gateway."""
     gateway_cidr: Cidr
+    """Where the gateway's pods are, for the service's ingress NetworkPolicy."""
     acme_environment: AcmeEnvironment
+    """Let's Encrypt `production` (prod) or `staging` (elsewhere)."""
     acme_email: Email
+    """The ACME account's contact."""
     require_mtls: bool
+    """Whether clients must present a certificate of the client CA."""
     allowed_client_sans: tuple[Text, ...]
+    """The client certificate SANs accepted with mTLS."""
     rate_limit: RateLimit
+    """The gateway's rate limit per client."""
     request_timeout_seconds: Annotated[int, Meta(ge=1, le=600)]
+    """The gateway's timeout for a whole request."""
     connection_limit: Annotated[int, Meta(ge=1)]
     """Client connections the gateway holds open at most (Envoy's listener limit)."""
     mtls_ca_secret: DnsLabel | None = None
+    """The Secret holding the client CA bundle (required with mTLS)."""
 
     def __post_init__(self) -> None:
         _cidrs(gateway_cidr=self.gateway_cidr)
@@ -225,10 +261,15 @@ class Nodes(_Section, frozen=True):
     """The managed node group over the private subnets of every zone."""
 
     instance_types: tuple[Text, ...]
+    """The node group's instance types (each at least 8 vCPU and 16 GiB)."""
     min_size: Annotated[int, Meta(ge=1)]
+    """The node group's minimum (at least 3 in prod)."""
     desired_size: Annotated[int, Meta(ge=1)]
+    """The node group's initial size."""
     max_size: Annotated[int, Meta(ge=1)]
+    """The node group's maximum."""
     root_volume_gib: Annotated[int, Meta(ge=20, le=1000)] = 50
+    """Each node's encrypted root volume, in GiB."""
 
     def __post_init__(self) -> None:
         if not self.instance_types:
@@ -245,16 +286,20 @@ class Eks(_Section, frozen=True):
     """An EKS cluster and its cloud resources (``cluster.provider: eks``)."""
 
     region: Region
+    """The AWS region."""
     version: K8sVersion
+    """The EKS control plane's Kubernetes version (within the supported range)."""
     api_public_cidrs: tuple[Cidr, ...]
     """Who reaches the API endpoint from the internet; never empty, never everyone."""
     nodes: Nodes
     vpc_cidr: Cidr = "10.0.0.0/16"
+    """The VPC's address range (private and public subnets are carved from it)."""
     zones: tuple[Zone, ...] = ()
     """Three availability zones of ``region`` (default: its zones a, b and c)."""
     nat_per_zone: bool = True
     """One NAT gateway per zone (a zone's outage leaves the others their egress), else one."""
     registry_keep_images: Annotated[int, Meta(ge=1, le=1000)] = 30
+    """The ECR lifecycle keeps this many most recent images."""
     protect: bool = True
     """Pulumi's ``protect`` on the KMS key, cluster, backup bucket and image registry."""
 
@@ -278,9 +323,13 @@ class Eks(_Section, frozen=True):
 
 class Cluster(_Section, frozen=True):
     k8s_version_oldest: K8sVersion
+    """The oldest Kubernetes minor version supported (objects are validated against it)."""
     k8s_version_newest: K8sVersion
+    """The newest Kubernetes minor version supported (objects are validated against it)."""
     dns_namespace: DnsLabel
+    """The namespace of the cluster DNS, for the egress NetworkPolicies."""
     dns_pod_labels: Labels
+    """The cluster DNS pods' labels, for the egress NetworkPolicies."""
     provider: ClusterProvider = "existing"
     """``existing``: a cluster reached by ``kube_context``; ``eks``: provisioned by the program."""
     kube_context: Context | None = None
@@ -319,28 +368,38 @@ def _minor(version: str) -> int:
 
 class Canary(_Section, frozen=True):
     enabled: bool
+    """Whether a release goes out as a canary (5, 25, 50, 100 % of the traffic)."""
     step_pause_minutes: Annotated[int, Meta(ge=1, le=120)]
+    """How long each canary step is analysed."""
 
 
 class Delivery(_Section, frozen=True):
     gitops: bool
     """True: Pulumi installs Argo CD and the root Application only; Argo CD syncs the rest."""
     repo_url: HttpsUrl
+    """The Git repository Argo CD syncs `deploy/<env>/` from."""
     revision: GitRef
+    """The branch or tag Argo CD follows."""
     canary: Canary
+    """The prod canary (Argo Rollouts)."""
 
 
 class Secrets(_Section, frozen=True):
     """AWS Secrets Manager behind the External Secrets store."""
 
     store_region: Region
+    """The AWS region of Secrets Manager."""
     store_role_arn: RoleArn
+    """The IAM role External Secrets assumes to read `key_prefix`."""
     key_prefix: SecretPath
+    """The secrets' path prefix in Secrets Manager (`<prefix>/oauth2`, `<prefix>/alerting`, ...)."""
 
 
 class Backup(_Section, frozen=True):
     destination: S3Url
+    """The backups' S3 URL (filled from the cluster outputs on eks)."""
     role_arn: RoleArn
+    """The IAM role the backups write with (filled from the cluster outputs on eks)."""
     retention_days: Annotated[int, Meta(ge=1, le=3650)]
     """Also the backup bucket's expiry of current and noncurrent versions (``eks``)."""
     prefix: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = "registry"
@@ -351,13 +410,21 @@ class Database(_Section, frozen=True):
     """The CloudNativePG cluster behind a PostgreSQL registry, in its own namespace."""
 
     namespace: DnsLabel
+    """The database cluster's namespace."""
     port: Port
+    """The PostgreSQL port."""
     pod_labels: Labels
+    """The database pods' labels, for the NetworkPolicies."""
     instances: Annotated[int, Meta(ge=1, le=9)]
+    """CloudNativePG instances (one primary, the rest replicas)."""
     storage_size: Quantity
+    """Each instance's volume."""
     backup: Backup
+    """The daily base backups and WAL archive in object storage."""
     object_storage_cidr: Cidr
+    """Where object storage is, for the database's egress NetworkPolicy."""
     kube_api_cidr: Cidr
+    """The Kubernetes API's address, for the database's egress NetworkPolicy."""
 
     def __post_init__(self) -> None:
         _cidrs(object_storage_cidr=self.object_storage_cidr, kube_api_cidr=self.kube_api_cidr)
@@ -366,15 +433,23 @@ class Database(_Section, frozen=True):
 class EnvConfig(_Section, frozen=True):
     env: Environment
     namespace: DnsLabel
+    """The service's namespace (Pod Security restricted, quota, network policies)."""
     image: Image
     service: Service
     scaling: Scaling
+    """Replicas, autoscaling, disruption budget and the namespace's pod quota."""
     registry: Registry
+    """The policy registry the service stores compiled policies in."""
     oauth2: OAuth2
+    """The identity provider whose RS256 tokens the service accepts."""
     edge: Edge
+    """The public endpoint: host, gateway, certificates, mTLS and limits."""
     cluster: Cluster
+    """The cluster: supported versions, DNS, and how it is reached or provisioned."""
     delivery: Delivery
+    """How the objects reach the cluster: Argo CD from git, or Pulumi directly."""
     secrets: Secrets
+    """Where External Secrets reads the service's secrets."""
     database: Database | None = None
     """Required with a PostgreSQL registry, refused with SQLite."""
 

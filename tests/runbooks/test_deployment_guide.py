@@ -70,6 +70,16 @@ def test_the_configuration_table_is_current() -> None:
     assert config_reference.guide() == {GUIDE.name: guide_text()}, "run make generate"
 
 
+def undescribed(struct: msgspec.inspect.StructType) -> list[str]:
+    """The keys under ``struct`` whose table row has no meaning (no docstring on the field)."""
+    return [key for key, _, _, meaning in config_reference.rows(struct) if not meaning]
+
+
+@pytest.mark.orr("6.1-04")
+def test_every_key_is_described() -> None:
+    assert undescribed(config_reference.env_config_info()) == []
+
+
 def unlisted(keys: set[str]) -> set[str]:
     """Those of ``keys`` that the guide's configuration table has no row for."""
     return keys - {row[0] for row in config_reference.rows(config_reference.env_config_info())}
@@ -89,9 +99,14 @@ def test_a_stale_table_and_an_unlisted_key_are_caught(tmp_path: Path) -> None:
     class Extra(msgspec.Struct, frozen=True):
         known: int
         """A key with a meaning."""
+        bare: int
 
     info = msgspec.inspect.type_info(Extra)
     assert isinstance(info, msgspec.inspect.StructType)
     rows = list(config_reference.rows(info))
-    assert [(key, meaning) for key, _, _, meaning in rows] == [("known", "A key with a meaning.")]
+    assert [(key, meaning) for key, _, _, meaning in rows] == [
+        ("known", "A key with a meaning."),
+        ("bare", ""),
+    ]
+    assert undescribed(info) == ["bare"]
     assert unlisted(stack_keys("prod") | {"edge.no_such_key"}) == {"edge.no_such_key"}
