@@ -86,7 +86,8 @@ class Image(_Section, frozen=True):
     """The service's image: by digest (staging, prod) or by tag (dev)."""
 
     repository: Text
-    """The image repository, without tag or digest."""
+    """The image repository, without tag or digest: `repository_url` of
+    `infra/outputs/<env>.yaml` (the ECR repository on eks), never the stack file."""
     version: LabelValue
     """The application version, the ``app.kubernetes.io/version`` label."""
     tag: Tag | None = None

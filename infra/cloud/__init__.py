@@ -23,9 +23,9 @@ Design: one program, not a cluster stack plus an app stack.
     <env>``. That file is the only place these values live in the repository (the placeholders
     of environments not yet provisioned included, marked as such in its first line); the config
     loader merges it, ``Pulumi.<env>.yaml`` may not set them, and a test lists the placeholders
-    left. Not yet moved: ``image.repository`` stays in ``Pulumi.<env>.yaml`` for the Argo CD
-    path (the rollback history of ``tools/cap_ops/stack_edit.py`` reads it from that file's
-    git history); on the Pulumi path it is bound to the registry's URL like the others.
+    left. The image repository is one of them (``repository_url`` -> ``image.repository``);
+    ``Pulumi.<env>.yaml`` keeps the image's version and digest, whose git history the rollback
+    reads (``tools/cap_ops/stack_edit.py``).
 
 Config keys (``cap-verifier-ops:cluster``):
     ``provider``: ``existing`` (default) or ``eks``.

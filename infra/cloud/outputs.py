@@ -31,13 +31,13 @@ CLOUD_KEYS: dict[str, str] = {
     "secrets_role_arn": "secrets.store_role_arn",
     "backup_role_arn": "database.backup.role_arn",
     "backup_destination": "database.backup.destination",
+    "repository_url": "image.repository",
 }
 """Stack output -> the dotted config key it fills (on the Argo CD path, from the file)."""
 INFORMATIVE = (
     "cluster_name",
     "oidc_issuer",
     "backup_bucket",
-    "repository_url",
     "playbooks_role_arn",
 )
 """Stack outputs kept in the file for operators; no config key reads them."""

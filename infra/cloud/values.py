@@ -14,9 +14,9 @@ from infra.config import EnvConfig
 
 S = TypeVar("S", bound=msgspec.Struct)
 
-CLOUD_KEYS: dict[str, str] = {**FILE_KEYS, "repository_url": "image.repository"}
-"""Stack output -> the dotted config key it fills on the Pulumi path (the image repository
-too; on the Argo CD path it stays in ``Pulumi.<env>.yaml`` for now)."""
+CLOUD_KEYS: dict[str, str] = dict(FILE_KEYS)
+"""Stack output -> the dotted config key it fills on the Pulumi path (the same keys the Argo
+CD path reads from ``infra/outputs/<env>.yaml``)."""
 
 PLACEHOLDERS: dict[str, str] = {
     "secrets_role_arn": "arn:aws:iam::000000000000:role/pulumi-output-secrets-role-arn",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.cloud import outputs as cloud_outputs
 from infra.config import KEY_PREFIX, ConfigError, EnvConfig, from_values
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -152,15 +153,18 @@ def image_history(root: Path, env: str, limit: int = 50) -> list[ImageRecord]:
     commits = _git(root, "log", f"-{limit}", "--format=%H", "--", name).split()
     records: list[ImageRecord] = []
     yaml = YAML(typ="safe", pure=True)
+    outputs = cloud_outputs.read(env, root)
     for commit in commits:
         try:
             image = _values(yaml.load(_git(root, "show", f"{commit}:{name}"))).get("image")
         except StackEditError:
             continue
-        if not isinstance(image, dict) or "repository" not in image:
+        if not isinstance(image, dict) or not (image.get("digest") or image.get("tag")):
             continue
+        # The repository is the cloud's (infra/outputs/<env>.yaml); older stack files held it.
+        repository = image.get("repository") or outputs.get("repository_url", "<repository>")
         digest, tag = image.get("digest"), image.get("tag")
-        reference = f"{image['repository']}@{digest}" if digest else f"{image['repository']}:{tag}"
+        reference = f"{repository}@{digest}" if digest else f"{repository}:{tag}"
         if records and records[-1].reference == reference:
             records[-1] = ImageRecord(commit, str(image.get("version")), reference, digest, tag)
             continue
