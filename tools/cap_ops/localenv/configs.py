@@ -39,9 +39,10 @@ PROGRAM_ORDER = (
     "cap-verifier",
 )
 PROBE_TIMEOUT = "5s"
-LOCAL_GROUP_INTERVAL = "30s"
-"""How often Alertmanager sends a group's changes (a resolve) locally; the clusters keep the
-routing tree's own, minutes."""
+LOCAL_TIMING = {"group_wait": "5s", "group_interval": "10s"}
+"""Locally, how long Alertmanager waits before a new group's first notification and how often
+it sends a group's changes (a resolve), at most: a page and its resolve reach the sink within
+seconds. The clusters keep the routing tree's own (10-30 s and minutes)."""
 # Alertmanager settings that name a file holding a key or a webhook URL: locally each points
 # at a test-fixture file of the same name in .local/alertmanager/secrets/.
 SECRET_FILE_KEYS = (
@@ -260,12 +261,11 @@ def alertmanager_config(layout: Layout, pki: PKIFiles) -> dict[str, Any]:
 
 
 def _local_timing(route: dict[str, Any], root: bool = False) -> dict[str, Any]:
-    """The route with its ``group_interval`` (and its sub-routes') at most
-    :data:`LOCAL_GROUP_INTERVAL`: a resolved alert reaches the sink within seconds, not
-    minutes. The root gets it even when it relies on Alertmanager's default (5m)."""
-    if root or "group_interval" in route:
-        current = route.get("group_interval", LOCAL_GROUP_INTERVAL)
-        route["group_interval"] = min(current, LOCAL_GROUP_INTERVAL, key=durations.seconds)
+    """The route with its timings (and its sub-routes') at most :data:`LOCAL_TIMING`. The root
+    gets them even when it relies on Alertmanager's defaults (30s, 5m)."""
+    for key, local in LOCAL_TIMING.items():
+        if root or key in route:
+            route[key] = min(route.get(key, local), local, key=durations.seconds)
     if "routes" in route:
         route["routes"] = [_local_timing(dict(child)) for child in route["routes"]]
     return route
