@@ -10,6 +10,9 @@ SYNCED := $(VENV)/.synced
 CHECKOV_STAMP := $(TOOLS)/checkov/.installed
 COLLECTIONS_STAMP := $(TOOLS)/ansible/collections/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers (0: one process); the local-environment tests stay on one worker.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 .DEFAULT_GOAL := help
 .PHONY: help venv crds collections fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
@@ -76,10 +79,10 @@ typecheck: $(SYNCED) ## mypy --strict on the packages, generators, infra/, bench
 	done
 
 test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) ## pytest without lint, types, slow and local-environment tests
-	$(BIN)/pytest -m "not slow and not localenv" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not localenv" $(PYTEST_ARGS)
 
 checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
 	$(BIN)/pytest tests/infra/test_checkov.py $(PYTEST_ARGS)

@@ -97,3 +97,14 @@ def lksg_ir() -> IR:
     from cap_verifier.domain import compile_policy_v2, load_policy_yaml
 
     return compile_policy_v2(load_policy_yaml(LKSG_YAML), "strict").ir
+
+
+LOCAL_ENVIRONMENT = "localenv"
+"""The pytest-xdist group of the tests against `make up`: they share its fixed ports and its
+state, so one worker runs them all, in order (`make test` runs `--dist loadgroup`)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("localenv"):
+            item.add_marker(pytest.mark.xdist_group(LOCAL_ENVIRONMENT))
