@@ -12,7 +12,7 @@ COLLECTIONS_STAMP := $(TOOLS)/ansible/collections/.installed
 PYTEST_ARGS ?=
 # pytest-xdist workers (0: one process); the local-environment tests stay on one worker.
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv crds collections fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean

@@ -99,12 +99,23 @@ def lksg_ir() -> IR:
     return compile_policy_v2(load_policy_yaml(LKSG_YAML), "strict").ir
 
 
-LOCAL_ENVIRONMENT = "localenv"
-"""The pytest-xdist group of the tests against `make up`: they share its fixed ports and its
-state, so one worker runs them all, in order (`make test` runs `--dist loadgroup`)."""
+LOCAL_ENVIRONMENT = "tests/localenv/"
+"""The tests against `make up`: they share its fixed ports and its state, so under
+pytest-xdist (`make test` runs two workers) one worker runs them all, in order, from the start,
+while the other takes everything else."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("localenv"):
-            item.add_marker(pytest.mark.xdist_group(LOCAL_ENVIRONMENT))
+    """The local-environment tests first (a stable sort: the order within each part stays)."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LOCAL_ENVIRONMENT))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Load distribution with the local-environment tests as one unit of work."""
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class LocalEnvironmentTogether(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return LOCAL_ENVIRONMENT if nodeid.startswith(LOCAL_ENVIRONMENT) else nodeid
+
+    return LocalEnvironmentTogether(config, log)
