@@ -6,6 +6,7 @@ IAM policy is least privilege (and a widened one is caught by the same check).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -88,13 +89,12 @@ def test_orr_1_1_02_nodes_of_8_vcpu_and_16_gib(cloud: Callable[..., tuple[Run, E
     return run.check(check)
 
 
-@pytest.mark.orr("1.1-03")
 @pulumi_test
-def test_orr_1_1_03_nodes_spread_over_three_zones(
+def test_nodes_spread_over_three_zones(
     cloud: Callable[..., tuple[Run, EnvConfig]],
 ) -> Any:
-    """The node group's subnets are private subnets of three distinct zones (the pods'
-    anti-affinity and topology spread over nodes and zones are the model's tests)."""
+    """The node group's subnets are private subnets of three distinct zones, so that the
+    pods' anti-affinity and topology spread (ORR 1.1-03, the model's policy) have zones to use."""
     run, cfg = cloud("prod")
 
     def check(registrations: list[Registration]) -> None:
@@ -169,10 +169,19 @@ def test_orr_2_4_05_images_in_a_private_registry_pulled_with_the_node_role(
 
 @pytest.mark.orr("2.4-07")
 @pulumi_test
-def test_orr_2_4_07_immutable_tags_scanned_encrypted_and_pruned(
-    cloud: Callable[..., tuple[Run, EnvConfig]],
+def test_orr_2_4_07_images_by_digest_in_an_immutable_scanned_repository(
+    cloud: Callable[..., tuple[Run, EnvConfig]], artefacts: Any
 ) -> Any:
+    """Every container of prod runs its image by digest (never a tag, never latest), from a
+    repository whose tags cannot be moved, scanned on push, encrypted and pruned."""
+    from infra.model import model
+    from infra.policies.manifests import pod_spec
+
     run, cfg = cloud("prod")
+    spec = pod_spec(model(cfg, artefacts))
+    images = [c["image"] for c in spec["containers"] + spec.get("initContainers", [])]
+    assert images
+    assert all(re.search(r"@sha256:[0-9a-f]{64}$", image) for image in images), images
 
     def check(registrations: list[Registration]) -> None:
         repository = one(registrations, "Repository").inputs
