@@ -9,13 +9,14 @@ BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
 CHECKOV_STAMP := $(TOOLS)/checkov/.installed
 COLLECTIONS_STAMP := $(TOOLS)/ansible/collections/.installed
+LOGQL_STAMP := $(TOOLS)/logql/.installed
 PYTEST_ARGS ?=
 # pytest-xdist workers (0: one process); the local-environment tests stay on one worker.
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
+.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -37,6 +38,15 @@ $(COLLECTIONS_STAMP): tools/ansible/requirements.txt tools/ansible/collections.t
 	$(BIN)/python -m cap_ops.collections
 
 collections: $(COLLECTIONS_STAMP) ## the pinned Ansible collections into .tools/ansible/collections
+
+# Grafana's LogQL grammar (npm, tools/logql/package-lock.json) for the LogQL checks of the tests.
+$(LOGQL_STAMP): tools/logql/package.json tools/logql/package-lock.json
+	mkdir -p $(TOOLS)/logql
+	cp tools/logql/package.json tools/logql/package-lock.json $(TOOLS)/logql/
+	npm ci --ignore-scripts --no-audit --no-fund --prefix $(TOOLS)/logql
+	@touch $@
+
+logql: $(LOGQL_STAMP) ## the pinned LogQL grammar (@grafana/lezer-logql) into .tools/logql
 
 crds: $(SYNCED) ## fill and verify .cache/crds/ from infra/crds.lock (CRD_MIRROR=DIR or the network)
 	$(BIN)/python -m cap_ops.crds
@@ -78,10 +88,10 @@ typecheck: $(SYNCED) ## mypy --strict on the packages, generators, infra/, bench
 	  MYPYPATH=$$dir $(BIN)/mypy --strict $$dir || exit 1; \
 	done
 
-test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) ## the whole suite: lint, types, pytest
+test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) $(LOGQL_STAMP) ## the whole suite: lint, types, pytest
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) ## pytest without lint, types, slow and local-environment tests
+test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) $(LOGQL_STAMP) ## pytest without lint, types, slow and local-environment tests
 	$(PYTEST) -m "not slow and not localenv" $(PYTEST_ARGS)
 
 checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
