@@ -24,6 +24,9 @@ STREAM_LABELS = ("namespace", "app", "container", "level")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """The service's log levels (Python's names), the values ``level`` may take."""
 
+DATASOURCE_UID = "loki"
+"""The uid of the Loki datasource in Grafana (kube-prometheus-stack's values), which panels name."""
+
 REQUEST_ID_VARIABLE = "$request_id"
 """The Grafana dashboard variable a person types a request id into."""
 
