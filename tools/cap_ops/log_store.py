@@ -27,9 +27,6 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATASOURCE_UID = "loki"
 """The uid of the Loki datasource in Grafana (kube-prometheus-stack's values), which panels name."""
 
-DATASOURCE_UID = "loki"
-"""The uid of Grafana's Loki datasource, which the dashboards' log panels read."""
-
 REQUEST_ID_VARIABLE = "$request_id"
 """The Grafana dashboard variable a person types a request id into."""
 
