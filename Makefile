@@ -16,7 +16,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
+.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -114,6 +114,13 @@ test-page: $(SYNCED) ## test alert (ORR 3.3-09, 4.2 verification): a synthetic P
 
 smoke: $(SYNCED) ## ORR 5.1 smoke checks: ENV=local (default) or URL= TOKEN_URL= CLIENT_ID= CLIENT_SECRET=
 	$(BIN)/python -m cap_ops.smoke
+
+# Selections of `make logs`; empty means all.
+REQUEST_ID ?=
+LEVEL ?=
+SINCE ?=
+logs: $(SYNCED) ## the local logs of every program in time order: REQUEST_ID=<id>, LEVEL=ERROR, SINCE=10m
+	@$(BIN)/python -m cap_ops.logs $(if $(REQUEST_ID),--request-id '$(REQUEST_ID)') $(if $(LEVEL),--level '$(LEVEL)') $(if $(SINCE),--since '$(SINCE)')
 
 status: $(SYNCED) ## show the local environment
 	$(BIN)/python -m cap_ops.localenv status

@@ -15,6 +15,7 @@ import configparser
 import io
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -305,9 +306,27 @@ def alertmanager_secrets(layout: Layout) -> dict[str, str]:
     }
 
 
-def _program(
-    layout: Layout, command: list[str], priority: int, stop_wait: int = 35
+@dataclass(frozen=True)
+class LogRotation:
+    """How supervisord rotates a program's log under ``.local/logs/``: by size, keeping
+    ``backups`` older files (``x.log.1`` … ``x.log.<backups>``); ``make logs`` reads them all."""
+
+    max_bytes: int
+    backups: int
+
+
+LOG_ROTATION = LogRotation(max_bytes=10 * 1024 * 1024, backups=5)
+"""60 MiB of lines per program at most: days of local use, and bounded."""
+
+
+def program_section(
+    layout: Layout,
+    command: list[str],
+    priority: int,
+    stop_wait: int = 35,
+    rotation: LogRotation = LOG_ROTATION,
 ) -> dict[str, str]:
+    """One ``[program:x]`` section: started by ``make up`` in order, its output logged, rotated."""
     section = {
         "command": shlex.join(command),
         "directory": str(layout.local),
@@ -320,8 +339,8 @@ def _program(
         "stopasgroup": "true",
         "killasgroup": "true",
         "redirect_stderr": "true",
-        "stdout_logfile_maxbytes": "10MB",
-        "stdout_logfile_backups": "2",
+        "stdout_logfile_maxbytes": str(rotation.max_bytes),
+        "stdout_logfile_backups": str(rotation.backups),
         "priority": str(priority),
         "environment": 'PYTHONUNBUFFERED="1",TMPDIR="/tmp"',
     }
@@ -401,7 +420,7 @@ def supervisord_config(layout: Layout) -> str:
     }
     parser["supervisorctl"] = {"serverurl": f"unix://{layout.supervisor_socket}"}
     for priority, name in enumerate(PROGRAM_ORDER, start=1):
-        section = _program(layout, programs[name], priority * 10)
+        section = program_section(layout, programs[name], priority * 10)
         section["stdout_logfile"] = str(layout.logs / f"{name}.log")
         parser[f"program:{name}"] = section
     parser["include"] = {"files": str(layout.supervisor_include_dir / "*.conf")}
