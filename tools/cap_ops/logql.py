@@ -70,26 +70,30 @@ class QueryCheck(Struct, frozen=True):
     expressions: tuple[Expression, ...]
 
 
+def unavailable() -> str | None:
+    """Why :func:`check` cannot run (node or the pinned grammar missing), in one line; None when
+    it can."""
+    if shutil.which("node") is None:
+        return f"node not found on PATH (Node 20): install it, then run {INSTALL_COMMAND}"
+    if not GRAMMAR.is_dir():
+        return f"{GRAMMAR} missing: run {INSTALL_COMMAND}"
+    return None
+
+
 def check(queries: Sequence[str]) -> list[QueryCheck]:
     """Parse every query with the pinned grammar, in one node process; same order as given."""
-    node = shutil.which("node")
-    if node is None:
-        raise LogQLUnavailable(
-            f"node not found on PATH (Node 20): install it, then run {INSTALL_COMMAND}"
-        )
-    if not GRAMMAR.is_dir():
-        raise LogQLUnavailable(f"{GRAMMAR.relative_to(ROOT)} missing: run {INSTALL_COMMAND}")
+    reason = unavailable()
+    if reason is not None:
+        raise LogQLUnavailable(reason)
     done = subprocess.run(
-        [node, str(SCRIPT), str(PREFIX)],
+        ["node", str(SCRIPT), str(PREFIX)],
         input=msgspec.json.encode(list(queries)),
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip().splitlines()
-        raise LogQLUnavailable(
-            f"{SCRIPT.relative_to(ROOT)} failed: {message[-1] if message else done.returncode}"
-        )
+        raise LogQLUnavailable(f"{SCRIPT} failed: {message[-1] if message else done.returncode}")
     return msgspec.json.decode(done.stdout, type=list[QueryCheck])
 
 
@@ -110,3 +114,14 @@ def label_problems(checked: QueryCheck, allowed: Collection[str]) -> list[str]:
         for matcher in expression.matchers
         if matcher.name not in allowed
     ]
+
+
+def filters_after_parser(expression: Expression, label: str, parser: str) -> bool:
+    """Whether the pipeline filters on ``label`` after a ``parser`` stage (``json``): then the
+    label is a field the parser reads from each line, not a stream label."""
+    parsed = False
+    for stage in expression.stages:
+        parsed = parsed or stage.parser == parser
+        if parsed and any(matcher.name == label for matcher in stage.matchers):
+            return True
+    return False
