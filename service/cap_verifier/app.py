@@ -29,6 +29,7 @@ from cap_verifier.metrics import Metrics
 from cap_verifier.paths import OPERATIONAL
 from cap_verifier.policy_store import PolicyStore
 from cap_verifier.registry import Registry
+from cap_verifier.retention import AuditPruner
 from cap_verifier.services import STATE_KEY, Services, services_of
 from cap_verifier.settings import Settings, load_settings
 
@@ -47,6 +48,7 @@ def build_services(settings: Settings, *, registry: Registry | None = None) -> S
         registry=registry,
         policies=PolicyStore(registry, IRCache(settings.cache, metrics)),
         audit=AuditWriter(registry),
+        pruner=AuditPruner(registry, settings.registry),
         jwks=jwks,
         validator=TokenValidator(settings.oauth2, jwks),
         client_certs=ClientCertPolicy(settings.tls),
@@ -59,10 +61,12 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     services = services_of(app)
     await services.jwks.refresh()  # a failure is logged; /readyz reports it
     await services.audit.start()
+    await services.pruner.start()
     log.info("service started", extra={"event": "startup"})
     try:
         yield
     finally:
+        await services.pruner.stop()
         await services.audit.stop()
         await services.jwks.aclose()
         services.registry.close()
@@ -105,7 +109,7 @@ def create_app(
         body_timeout=settings.server.body_timeout,
     )
     app.asgi_handler = RequestContextMiddleware(
-        FramingGuard(app.asgi_handler, limits), services.metrics
+        FramingGuard(app.asgi_handler, limits), services.metrics, services.client_certs
     )
     return app
 

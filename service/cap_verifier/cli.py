@@ -1,4 +1,4 @@
-"""``cap-verifier serve|migrate|check-config --config FILE``."""
+"""``cap-verifier serve|migrate|check-config|probe|audit prune --config FILE``."""
 
 from __future__ import annotations
 
@@ -21,13 +21,25 @@ def _parser() -> argparse.ArgumentParser:
         ("check-config", "validate the configuration and exit"),
         ("probe", "exit 0 when this host's service answers /healthz (container health check)"),
     ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument(
-            "--config",
-            default=os.environ.get(CONFIG_ENV),
-            help=f"YAML config file (default: ${CONFIG_ENV})",
-        )
+        _config_option(commands.add_parser(name, help=text))
+    audit = commands.add_parser("audit", help="the verification audit table")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    prune = audit_commands.add_parser(
+        "prune", help="delete the audit records older than registry.audit_retention_days"
+    )
+    _config_option(prune)
+    prune.add_argument(
+        "--dry-run", action="store_true", help="count the records that would go; change nothing"
+    )
     return parser
+
+
+def _config_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"YAML config file (default: ${CONFIG_ENV})",
+    )
 
 
 def _migrate(settings: Settings) -> None:
@@ -42,6 +54,29 @@ def _migrate(settings: Settings) -> None:
         raise SystemExit(1) from None
     finally:
         registry.close()
+
+
+def _audit_prune(settings: Settings, *, dry_run: bool) -> None:
+    """Prune once; print what went (or would go). Exit 1 with one line when it fails."""
+    from cap_verifier.logs import configure_logging  # noqa: PLC0415
+    from cap_verifier.registry import Registry, RegistryError  # noqa: PLC0415
+    from cap_verifier.retention import prune  # noqa: PLC0415
+
+    configure_logging(settings.logging.level)  # the audit_prune line, as JSON on stdout
+    registry = Registry(settings.registry.url)
+    try:
+        result = prune(registry, settings.registry, dry_run=dry_run)
+    except RegistryError as exc:
+        print(f"audit prune failed: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        registry.close()
+    verb = "would remove" if dry_run else "removed"
+    print(
+        f"audit prune: {verb} {result.rows} verification records created before "
+        f"{result.cutoff.isoformat(timespec='seconds')} "
+        f"(retention {settings.registry.audit_retention_days} days)"
+    )
 
 
 def _probe(settings: Settings) -> None:
@@ -88,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         _probe(settings)
     elif args.command == "migrate":
         _migrate(settings)
+    elif args.command == "audit":
+        _audit_prune(settings, dry_run=args.dry_run)
     else:
         from cap_verifier.server import serve  # noqa: PLC0415
 

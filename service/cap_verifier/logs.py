@@ -18,12 +18,16 @@ _EXTRA_FIELDS = (
     "status",
     "duration_ms",
     "client_id",
+    "client_san",
     "event",
     "reason",
     "outcome",
     "verdict",
     "policy_id",
     "policy_hash",
+    "rows",
+    "cutoff",
+    "dry_run",
 )
 
 

@@ -21,6 +21,7 @@ from cap_verifier.http.body import JsonBodyReader
 from cap_verifier.metrics import Metrics
 from cap_verifier.policy_store import PolicyStore
 from cap_verifier.registry import Registry
+from cap_verifier.retention import AuditPruner
 from cap_verifier.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ class Services:
     policies: PolicyStore
     """The IR cache in front of the registry."""
     audit: AuditWriter
+    pruner: AuditPruner
+    """Prunes a SQLite registry's audit table on a schedule."""
     jwks: JWKSCache
     validator: TokenValidator
     client_certs: ClientCertPolicy

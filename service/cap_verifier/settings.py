@@ -120,12 +120,22 @@ class CacheSettings(_Section, frozen=True):
 
 
 _REGISTRY_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "postgresql://")
+AUDIT_RETENTION_DAYS = 7 * 365 + 2
+"""Seven years in days, leap days included (LkSG §10(1))."""
 
 
 class RegistrySettings(_Section, frozen=True):
     url: str = "sqlite:///data/registry.db"
     url_file: str | None = None
     """A file holding the URL (with its password), e.g. a mounted Secret; wins over ``url``."""
+    audit_retention_days: Annotated[int, Meta(ge=30, le=36500)] = AUDIT_RETENTION_DAYS
+    """Days a verification audit record is kept; older ones are pruned. The default is seven
+    years (LkSG §10(1) keeps due-diligence documentation that long): 7 * 365 days plus the two
+    leap days seven years can hold. At least 30, so a value meant in years fails loudly."""
+    audit_prune_interval_hours: Annotated[float, Meta(ge=0, le=8760)] = 24.0
+    """Hours between the service's own prunes of a SQLite registry, the first at start-up
+    (0: never). Only SQLite: its one writer is the service. A PostgreSQL registry, shared by
+    the replicas, is pruned by ``cap-verifier audit prune`` (a Kubernetes CronJob)."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(_REGISTRY_SCHEMES):

@@ -9,12 +9,18 @@ re-checks the DNS SANs from that header, and believes it only from ``tls.trusted
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 
 from cap_verifier.auth.tokens import AuthError
 from cap_verifier.settings import TLSSettings
 
 XFCC_HEADER = "x-forwarded-client-cert"
+MAX_LOGGED_SANS = 4
+# A DNS name (or ``*.`` wildcard) of at most 253 characters: what a log line may carry.
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*"
+)
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
@@ -94,11 +100,25 @@ class ClientCertPolicy:
             return False
         return any(address in network for network in self._proxies)
 
+    def _forwarded(self, peer: str | None, xfcc: str | None) -> str | None:
+        """The XFCC header when a trusted proxy sent it, else None (anybody can send one)."""
+        return xfcc if xfcc and self._trusted(peer) else None
+
+    def logged_san(self, peer: str | None, xfcc: str | None) -> str | None:
+        """The access line's ``client_san``: the forwarded certificate's DNS SANs, comma
+        separated (at most four, DNS names only), or None. Never the raw header: its subject
+        may name a person."""
+        header = self._forwarded(peer, xfcc)
+        if header is None:
+            return None
+        sans = [san for san in xfcc_dns_sans(header) if _DNS_NAME.fullmatch(san)]
+        return ",".join(sans[:MAX_LOGGED_SANS]) or None
+
     def check(self, peer: str | None, xfcc: str | None) -> None:
         """Raise AuthError(client_cert, 403) when the certificate may not be used."""
         if not self.active:
             return
-        header = xfcc if xfcc and self._trusted(peer) else None
+        header = self._forwarded(peer, xfcc)
         if header is None:
             if self._handshake_verified or not self._settings.require_mtls:
                 return

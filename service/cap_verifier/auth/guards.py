@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Scope
 
 from cap_verifier.auth.client_cert import XFCC_HEADER
 from cap_verifier.auth.tokens import AuthError, Principal, bearer_token
 from cap_verifier.services import services_of
 
 SCOPE_OPT = "scope"
+log = logging.getLogger("cap_verifier.auth")
 
 
 async def require_scope(
@@ -20,7 +23,8 @@ async def require_scope(
     """Admit the request when its token is valid and holds the route's scope.
 
     The route names its scope by key of ``oauth2.scopes`` in ``opt={"scope": …}``.
-    Every refusal is counted under ``cap_verifier_auth_failures_total{reason}``.
+    Every refusal is counted under ``cap_verifier_auth_failures_total{reason}`` and logged
+    once (:func:`log_failure`); a success is not logged apart from the access line.
     """
     services = services_of(connection.app)
     scope_key = route_handler.opt.get(SCOPE_OPT)
@@ -46,7 +50,26 @@ async def require_scope(
                 f"the token lacks the scope {required}",
                 status=403,
                 scope=required,
+                client_id=principal.client_id,
             )
     except AuthError as exc:
         services.metrics.auth_failures.labels(reason=exc.reason).inc()
+        if exc.client_id is not None:
+            connection.scope["state"]["client_id"] = exc.client_id
+        log_failure(exc, connection.scope)
         raise
+
+
+def log_failure(exc: AuthError, scope: Scope) -> None:
+    """One WARNING line per refused request: its reason and, when a verified token named it,
+    the client id. Never the token or the Authorization header, nor any part of them."""
+    log.warning(
+        "authentication failed",
+        extra={
+            "event": "auth_failure",
+            "reason": exc.reason,
+            "client_id": exc.client_id,
+            "endpoint": scope.get("path_template"),
+            "method": scope.get("method"),
+        },
+    )

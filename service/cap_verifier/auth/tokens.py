@@ -41,14 +41,27 @@ class _Verified:
 
 
 class AuthError(Exception):
-    """A refused request: ``reason`` is the metric label, ``status`` 401 or 403."""
+    """A refused request: ``reason`` is the metric label, ``status`` 401 or 403.
 
-    def __init__(self, reason: str, detail: str, *, status: int = 401, scope: str = "") -> None:
+    ``client_id`` is the token's subject when its signature verified (expired, not yet valid,
+    another issuer or audience, too few scopes), else None: an unverified claim names nobody.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        status: int = 401,
+        scope: str = "",
+        client_id: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.status = status
         self.scope = scope
+        self.client_id = client_id
 
     @property
     def www_authenticate(self) -> str | None:
@@ -97,10 +110,13 @@ class TokenValidator:
             known = self._verified.get(token)
         if known is not None:
             now = time.time()
+            client_id = known.principal.client_id
             if now > known.expires + self._settings.leeway:
-                raise AuthError("expired", "the token has expired")
+                raise AuthError("expired", "the token has expired", client_id=client_id)
             if now < known.not_before - self._settings.leeway:
-                raise AuthError("invalid_token", "the token is not valid yet (nbf)")
+                raise AuthError(
+                    "invalid_token", "the token is not valid yet (nbf)", client_id=client_id
+                )
             return known.principal
         principal, not_before, expires = await self._check(token)
         with self._verified_lock:
@@ -130,28 +146,34 @@ class TokenValidator:
         except (JoseError, ValueError):
             raise AuthError("invalid_token", "the token is not a valid JWT") from None
         claims = decoded.claims
+        # The signature verified: from here on the subject names the caller.
+        subject = claims.get("sub")
+        client_id = subject if isinstance(subject, str) and subject else None
         try:
             self._claims.validate(claims)
         except ExpiredTokenError:
-            raise AuthError("expired", "the token has expired") from None
+            raise AuthError("expired", "the token has expired", client_id=client_id) from None
         except ClaimError as exc:
-            raise _claim_error(exc) from None
+            raise _claim_error(exc, client_id) from None
         scope = claims.get("scope", "")
         if not isinstance(scope, str):
-            raise AuthError("invalid_token", "the token's scope claim must be a string")
+            raise AuthError(
+                "invalid_token", "the token's scope claim must be a string", client_id=client_id
+            )
         principal = Principal(client_id=str(claims["sub"]), scopes=frozenset(scope.split()))
         nbf = claims.get("nbf")
         not_before = float(nbf) if isinstance(nbf, int | float) else 0.0
         return principal, not_before, float(claims["exp"])
 
 
-def _claim_error(exc: ClaimError) -> AuthError:
+def _claim_error(exc: ClaimError, client_id: str | None) -> AuthError:
+    reason, detail = "invalid_token", f"the token's {exc.claim} claim is missing or invalid"
     if exc.claim == "iss":
-        return AuthError("issuer", "the token was issued by an untrusted issuer")
-    if exc.claim == "aud":
-        return AuthError("audience", "the token is meant for another audience")
-    if exc.claim == "nbf":
-        return AuthError("invalid_token", "the token is not valid yet (nbf)")
-    if exc.claim == "iat":
-        return AuthError("invalid_token", "the token was issued in the future (iat)")
-    return AuthError("invalid_token", f"the token's {exc.claim} claim is missing or invalid")
+        reason, detail = "issuer", "the token was issued by an untrusted issuer"
+    elif exc.claim == "aud":
+        reason, detail = "audience", "the token is meant for another audience"
+    elif exc.claim == "nbf":
+        detail = "the token is not valid yet (nbf)"
+    elif exc.claim == "iat":
+        detail = "the token was issued in the future (iat)"
+    return AuthError(reason, detail, client_id=client_id)

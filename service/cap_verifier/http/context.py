@@ -14,6 +14,7 @@ import uuid
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from cap_verifier.auth.client_cert import XFCC_HEADER, ClientCertPolicy
 from cap_verifier.logs import request_id_var
 from cap_verifier.metrics import Metrics, method_label
 from cap_verifier.paths import OPERATIONAL
@@ -27,6 +28,7 @@ _SANE_REQUEST_ID = re.compile(
 )
 _QUIET_ENDPOINTS = frozenset(OPERATIONAL)
 UNMATCHED = "unmatched"
+_XFCC = XFCC_HEADER.encode("ascii")
 
 access_log = logging.getLogger("cap_verifier.access")
 
@@ -45,9 +47,10 @@ def request_id_from(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Sets the request id, adds the response header, logs and counts the request."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, client_certs: ClientCertPolicy) -> None:
         self.app = app
         self.metrics = metrics
+        self.client_certs = client_certs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -86,6 +89,15 @@ class RequestContextMiddleware:
                         "status": status,
                         "duration_ms": round(seconds * 1000, 3),
                         "client_id": scope["state"].get("client_id"),
+                        "client_san": self._client_san(scope),
                     },
                 )
             request_id_var.reset(token)
+
+    def _client_san(self, scope: Scope) -> str | None:
+        """The DNS SANs of a client certificate forwarded by a trusted proxy (XFCC)."""
+        client = scope.get("client")
+        xfcc = next((v for k, v in scope.get("headers", ()) if k == _XFCC), None)
+        return self.client_certs.logged_san(
+            client[0] if client else None, None if xfcc is None else xfcc.decode("latin-1")
+        )

@@ -14,9 +14,10 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Final
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +55,8 @@ __all__ = ["Registry", "blob_digest"]
 _V1_STATUS: Final = "active"
 _MAX_LIST_LIMIT: Final = 10_000
 _MEDIA_TYPE_MAX_LEN: Final = 255
+PRUNE_BATCH: Final = 1000
+"""Audit rows deleted per transaction by :meth:`Registry.prune_verifications`."""
 
 
 def blob_digest(content: bytes) -> str:
@@ -360,6 +363,35 @@ class Registry:
                 )
                 for row in session.scalars(stmt)
             ]
+
+    def count_verifications_before(self, cutoff: datetime) -> int:
+        """How many audit records were created before ``cutoff`` (timezone-aware)."""
+        stmt = select(func.count()).where(VerificationRow.created_at < cutoff)
+        with translate_errors("count_verifications"), self._engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def prune_verifications(self, cutoff: datetime, *, batch_size: int = PRUNE_BATCH) -> int:
+        """Delete the audit records created before ``cutoff``; return how many went.
+
+        ``batch_size`` rows per transaction (found through the ``created_at`` index), so a
+        concurrent /verify waits for one short batch at most, on SQLite as on PostgreSQL.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        victims = (
+            select(VerificationRow.id)
+            .where(VerificationRow.created_at < cutoff)
+            .limit(batch_size)
+            .scalar_subquery()
+        )
+        stmt = delete(VerificationRow).where(VerificationRow.id.in_(victims))
+        removed = 0
+        while True:
+            with translate_errors("prune_verifications"), self._engine.begin() as conn:
+                deleted = conn.execute(stmt).rowcount
+            removed += deleted
+            if deleted < batch_size:
+                return removed
 
     # -- helpers --------------------------------------------------------------------------
 

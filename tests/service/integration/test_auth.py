@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 
 import pytest
+from service_logs import access_line, request_lines
 
 from cap_ops.devkit.service import ServiceProcess
 from cap_ops.devkit.tokens import (
@@ -183,3 +186,63 @@ def test_token_lifetime_leeway(verifier: ServiceProcess, token: Callable[..., st
         old = client.get("/policy/v2/none", headers=bearer(token(lifetime=-60)))
     assert recent.status_code == 404
     assert old.status_code == 401
+
+
+# --- one log line per refusal (ORR 7.2) ----------------------------------------------------------
+
+AUDITED_CLIENT = "audited-client"
+
+
+def failure_cases(key: SigningKey) -> dict[str, tuple[str | None, str, str | None]]:
+    """name → (bearer token or None, reason, client id the line must name or None).
+
+    Each token names ``AUDITED_CLIENT`` as its subject: the line may name it only when the
+    signature verified.
+    """
+    return {
+        "no token": (None, "missing_token", None),
+        "bad signature": (
+            tamper_signature(mint(key, sub=AUDITED_CLIENT)),
+            "invalid_token",
+            None,
+        ),
+        "expired, signature verified": (
+            mint(key, sub=AUDITED_CLIENT, lifetime=-120),
+            "expired",
+            AUDITED_CLIENT,
+        ),
+        "wrong scope": (
+            mint(key, sub=AUDITED_CLIENT, scope="policy:read"),
+            "insufficient_scope",
+            AUDITED_CLIENT,
+        ),
+    }
+
+
+@pytest.mark.orr("7.2-02", "7.2-03")
+@pytest.mark.parametrize(
+    "case", ["no token", "bad signature", "expired, signature verified", "wrong scope"]
+)
+def test_each_refusal_is_one_auth_failure_line_without_the_token(
+    verifier: ServiceProcess, signing_key: SigningKey, case: str
+) -> None:
+    bearer_token, reason, client_id = failure_cases(signing_key)[case]
+    request_id = f"auth-failure-{uuid.uuid4().hex}"
+    headers = {"X-Request-ID": request_id} | (bearer(bearer_token) if bearer_token else {})
+    with verifier.client() as client:
+        response = client.post("/verify", json={"policy_id": "x", "context": {}}, headers=headers)
+    assert response.status_code in (401, 403)
+
+    lines = request_lines(verifier, request_id)
+    (failure,) = [line for line in lines if line.get("event") == "auth_failure"]
+    assert failure["level"] == "WARNING"
+    assert failure["reason"] == reason
+    assert failure.get("client_id") == client_id
+    assert failure["endpoint"] == "/verify"
+    assert access_line(lines).get("client_id") == client_id
+    if client_id is None:  # an unverified subject is nobody's: it appears nowhere
+        assert AUDITED_CLIENT not in json.dumps(lines)
+    if bearer_token is not None:
+        logs = verifier.logs()
+        for part in (bearer_token, *bearer_token.split(".")):
+            assert part not in logs

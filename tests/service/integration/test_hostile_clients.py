@@ -25,11 +25,14 @@ from typing import Any
 
 import httpx
 import pytest
+from service_logs import request_lines
 
 from cap_ops.devkit.service import ServiceProcess
 from cap_ops.devkit.tokens import bearer
 from cap_ops.poll import wait_until
+from cap_verifier.domain import IR
 from cap_verifier.metrics import HTTP_METHODS, OTHER_METHOD
+from cap_verifier.registry import Registry
 from support.metrics import scrape, value
 from support.require import need
 
@@ -420,6 +423,58 @@ def test_personal_data_in_the_request_id_is_never_logged(
             assert response.json()["request_id"] == response.headers["x-request-id"]
     logs = hostile.logs()
     assert [s for s in sent if s in logs] == []
+
+
+EMAIL = "jane.doe@example.com"
+IBAN = "DE89370400440532013000"
+CLIENT_SECRET = "s3cr3t-Client-Secret-4711"
+
+
+@pytest.mark.orr("3.4-03", "7.1-01")
+def test_personal_data_and_secrets_in_requests_reach_neither_logs_nor_audit_table(
+    hostile: ServiceProcess, token: Callable[..., str], lksg_ir: IR
+) -> None:
+    """E-mail, phone, IBAN, a bearer token and a client secret in query strings, headers and
+    bodies, of requests that verify (and are audited) and of requests that are refused."""
+    bearer_token = token(scope="verify:run")
+    carried = {"email": EMAIL, "phone": PHONE, "iban": IBAN, "client_secret": CLIENT_SECRET}
+    headers = {
+        **bearer(bearer_token),
+        "X-Contact": f"{EMAIL}, {PHONE}",
+        "X-IBAN": IBAN,
+        "X-Client-Secret": CLIENT_SECRET,
+    }
+    body = {"ir": lksg_ir.to_json(), "context": {"supplier_hashes": ["0x" + "11" * 32]}}
+    basic = base64.b64encode(f"partner:{CLIENT_SECRET}".encode()).decode()
+    with hostile.client() as client:
+        audited = client.post(
+            "/verify",
+            params=carried,
+            json=body,
+            headers={**headers, "X-Request-ID": "pii-audited-1"},
+        )
+        extra_fields = client.post(  # unknown fields are ignored, and verified
+            "/verify", params=carried, json={**body, **carried, "note": carried}, headers=headers
+        )
+        refused_auth = client.post(
+            "/verify",
+            params={"access_token": bearer_token, **carried},
+            json=body,
+            headers={"Authorization": f"Basic {basic}", "X-Request-ID": "pii-refused-1"},
+        )
+    assert audited.status_code == 200, audited.text
+    assert extra_fields.status_code == 200, extra_fields.text
+    assert refused_auth.status_code == 401
+    request_lines(hostile, "pii-refused-1")  # every line of the three is written by now
+    with Registry(hostile.config["registry"]["url"]) as registry:
+        audit_table = repr(registry.list_verifications(limit=10_000))
+    logs = hostile.logs()
+    # The searches look where the requests left their traces:
+    assert "pii-audited-1" in audit_table
+    assert "pii-audited-1" in logs
+    forbidden = [*carried.values(), "00491701234567", bearer_token, *bearer_token.split("."), basic]
+    assert [s for s in forbidden if s in logs] == []
+    assert [s for s in forbidden if s in audit_table] == []
 
 
 # --- metrics stay bounded and honest -----------------------------------------------------------

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from service_logs import access_line, request_lines
 
 from cap_ops.devkit.service import ServiceProcess
 from cap_ops.devkit.tokens import bearer
@@ -123,19 +124,35 @@ def test_metrics_add_up_across_workers(
         service.stop()
 
 
+ACCESS_FIELDS = {"timestamp", "request_id", "client_id", "endpoint", "method", "status"}
+CLIENT_SAN = "client.partners.cap.test"
+# What Envoy forwards: the subject may name a person, so only the DNS SANs may be logged.
+XFCC = f'Hash=abc;Subject="emailAddress=jane.doe@example.com,CN=x";DNS={CLIENT_SAN}'
+
+
+def _get_with_certificate(client: httpx.Client, bearer_token: str, request_id: str) -> None:
+    """An authenticated GET of an absent policy, with a forwarded client certificate (XFCC)."""
+    client.get(
+        "/policy/v2/absent",
+        headers={
+            **bearer(bearer_token),
+            "X-Request-ID": request_id,
+            "X-Forwarded-Client-Cert": XFCC,
+        },
+    )
+
+
 @pytest.mark.orr("3.4-01", "3.4-02", "3.4-03", "7.1-01", "7.2-01")
 def test_logs_are_json_with_request_ids_and_no_secrets(
     make_service: Callable[..., ServiceProcess], token: Callable[..., str]
 ) -> None:
-    service = make_service(logging={"level": "INFO"})
+    service = make_service(logging={"level": "INFO"}, tls={"trusted_proxies": ["127.0.0.1/32"]})
     service.migrate()
     service.start()
     secret_token = token()
     try:
         with service.client() as client:
-            client.get(
-                "/policy/v2/absent", headers={**bearer(secret_token), "X-Request-ID": "log-test-1"}
-            )
+            _get_with_certificate(client, secret_token, "log-test-1")
             client.post(
                 "/verify",
                 json={"policy_id": "absent", "context": {"supplier_hashes": ["0x" + "ab" * 32]}},
@@ -151,12 +168,33 @@ def test_logs_are_json_with_request_ids_and_no_secrets(
         assert line["timestamp"].endswith("+00:00")
         assert line["level"] != "DEBUG"
     access = {line["request_id"]: line for line in lines if line.get("message") == "request"}
+    for request_id in ("log-test-1", "log-test-2"):
+        assert set(access[request_id]) >= ACCESS_FIELDS, access[request_id]
+        assert access[request_id]["level"] == "INFO"  # the audit record of every API request
+        assert isinstance(access[request_id]["duration_ms"], float)
     assert access["log-test-1"]["endpoint"] == "/policy/v2/{policy_id}"
+    assert access["log-test-1"]["method"] == "GET"
     assert access["log-test-1"]["status"] == 404
     assert access["log-test-1"]["client_id"] == "test-client"
+    assert access["log-test-1"]["client_san"] == CLIENT_SAN  # forwarded by a trusted proxy
+    assert "client_san" not in access["log-test-2"]  # no certificate forwarded
     assert access["log-test-2"]["method"] == "POST"
-    assert isinstance(access["log-test-2"]["duration_ms"], float)
+    assert [line["outcome"] for line in lines if line.get("event") == "jwks_refresh"] == ["success"]
     text = service.logs()
     assert secret_token not in text
     assert secret_token.split(".")[2] not in text
     assert "ab" * 32 not in text
+    assert "jane.doe@example.com" not in text  # the certificate subject of the XFCC header
+
+
+@pytest.mark.orr("7.2-01")
+def test_a_forwarded_certificate_from_an_untrusted_peer_is_not_logged(
+    verifier: ServiceProcess, token: Callable[..., str]
+) -> None:
+    """The shared verifier trusts no proxy: anybody could send the header."""
+    with verifier.client() as client:
+        _get_with_certificate(client, token(), "untrusted-xfcc-1")
+    line = access_line(request_lines(verifier, "untrusted-xfcc-1"))
+    assert line["client_id"] == "test-client"
+    assert "client_san" not in line
+    assert CLIENT_SAN not in verifier.logs()
