@@ -4,7 +4,8 @@
     .venv/bin/python -m dashboards.generate --check   # exit 1 when a committed file is not current
 
 The output is a pure function of the monitoring table (:mod:`cap_ops.monitoring`, read from
-``alerts/config.yaml``, which the alert rules read too): same table, same bytes. Every dashboard
+``alerts/config.yaml``, which the alert rules read too): same table, same bytes. The log panels'
+LogQL is :mod:`cap_ops.log_store`'s, which the runbooks' queries are too. Every dashboard
 passes through :func:`dashboard`, the one place that applies the shared settings (uid from the
 file name, tags, refresh, time zone, the ``datasource`` and ``job`` variables, panel ids).
 
@@ -25,15 +26,17 @@ from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import logs as logs_builder
+from grafana_foundation_sdk.builders import loki, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from infra.model.certs import CERTIFICATE
+from infra.model.common import APP
 from msgspec import structs
 
-from cap_ops import monitoring
+from cap_ops import log_store, monitoring
 from cap_ops.durations import human_seconds
 from cap_ops.generated import write_or_check
 from cap_ops.monitoring import (
@@ -61,6 +64,11 @@ JOB_VARIABLE = "job"
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
 JOB = f'job=~"${JOB_VARIABLE}"'
 """The matcher of every selector of the service's series: what the alerts select on."""
+LOGS_DATASOURCE_VARIABLE = "loki_datasource"
+LOGS_DATASOURCE = model.DataSourceRef(type_val="loki", uid=f"${{{LOGS_DATASOURCE_VARIABLE}}}")
+NAMESPACE_VARIABLE = "namespace"
+"""The namespace whose logs the log panels read, one of those Loki holds lines of the app in."""
+REQUEST_ID_VARIABLE = log_store.REQUEST_ID_VARIABLE.removeprefix("$")
 
 SLI_WINDOW = "5m"
 """The window of the recording rules the alerts read (HighErrorRate: ``error_ratio("5m")``)."""
@@ -263,10 +271,20 @@ def uid(file_name: str) -> str:
     return hashlib.md5(file_name.encode(), usedforsecurity=False).hexdigest()
 
 
+Variable = cogbuilder.Builder[model.VariableModel]
+
+
 def dashboard(
-    file_name: str, title: str, description: str, default_job: str, sections: Sequence[Section]
+    file_name: str,
+    title: str,
+    description: str,
+    default_job: str,
+    sections: Sequence[Section],
+    *,
+    variables: Sequence[Variable] = (),
 ) -> model.Dashboard:
-    """The one place that applies the settings every dashboard shares."""
+    """The one place that applies the settings every dashboard shares; ``variables`` come after
+    the shared ``datasource`` and ``job``."""
     builder = (
         dashboard_builder.Dashboard(title)
         .uid(uid(file_name))
@@ -305,6 +323,8 @@ def dashboard(
             .current(model.VariableOption(selected=True, text=[default_job], value=[default_job]))
         )
     )
+    for variable in variables:
+        builder = builder.with_variable(variable)
     for row_title, panels in sections:
         builder = builder.with_row(dashboard_builder.Row(row_title))
         for panel in panels:
@@ -765,17 +785,104 @@ def probe(t: Monitoring) -> Section:
     )
 
 
+def log_variables() -> list[Variable]:
+    """The Loki datasource (default: the one of :data:`log_store.DATASOURCE_UID`), the
+    namespace, from the lines Loki holds of the app, and the request id a person types in."""
+    return [
+        dashboard_builder.DatasourceVariable(LOGS_DATASOURCE_VARIABLE)
+        .label("Logs")
+        .type("loki")
+        .current(
+            model.VariableOption(
+                selected=True, text=log_store.DATASOURCE_UID, value=log_store.DATASOURCE_UID
+            )
+        ),
+        dashboard_builder.QueryVariable(NAMESPACE_VARIABLE)
+        .label("Namespace")
+        .datasource(LOGS_DATASOURCE)
+        .query(  # Grafana's Loki variable editor: label values of streams matching a selector
+            {
+                "type": 1,
+                "label": NAMESPACE_VARIABLE,
+                "stream": f'{{app="{APP}"}}',
+                "refId": "LokiVariableQueryEditor-VariableQuery",
+            }
+        )
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC),
+        dashboard_builder.TextBoxVariable(REQUEST_ID_VARIABLE)
+        .label("Request ID")
+        .description("The X-Request-ID of a request (every answer carries it in that header)"),
+    ]
+
+
+def log_panel(title: str, description: str, expr: str, *, height: int) -> logs_builder.Panel:
+    """A logs panel on the Loki datasource variable, newest line first, JSON bodies readable."""
+    return (
+        logs_builder.Panel()
+        .title(title)
+        .description(description)
+        .datasource(LOGS_DATASOURCE)
+        .span(24)
+        .height(height)
+        .targets(
+            [
+                loki.Dataquery()
+                .expr(expr)
+                .ref_id("A")
+                .query_type("range")
+                .datasource(LOGS_DATASOURCE)
+            ]
+        )
+        .show_time(True)
+        .wrap_log_message(True)
+        .prettify_log_message(True)
+        .enable_log_details(True)
+        .sort_order(common.LogsSortOrder.DESCENDING)
+    )
+
+
+def logs() -> Section:
+    """ORR 3.4: every line of one request, found by the ``request_id`` field of its JSON body
+    (never a stream label), and the service's errors; both from Loki."""
+    namespace = f"${NAMESPACE_VARIABLE}"
+    return (
+        "Logs (Loki)",
+        [
+            log_panel(
+                "Lines of one request",
+                f"Every log line of the request whose id is in the Request ID box, across pods:"
+                f" Loki's json parser reads the request_id field of each line of app {APP} (the"
+                f" id is no stream label: one stream per request would overload the index)."
+                f" Logs are kept {log_store.RETENTION_DAYS} days. {QUIET}",
+                log_store.request_query(namespace, APP, log_store.REQUEST_ID_VARIABLE),
+                height=12,
+            ),
+            log_panel(
+                "Errors",
+                f"The ERROR and CRITICAL lines of app {APP} (level is a stream label, so no line"
+                f" is parsed to find them); a line's request_id leads to the panel above. {QUIET}",
+                log_store.errors_query(namespace, APP),
+                height=10,
+            ),
+        ],
+    )
+
+
 def verifier(t: Monitoring) -> model.Dashboard:
-    """Traffic, the SLO, errors, latency, authentication, the policy cache and the probe."""
+    """Traffic, the SLO, errors, latency, authentication, the policy cache, the probe, and the
+    logs of one request."""
     return dashboard(
         "verifier.json",
         "CAP Verifier",
         "The CAP Verifier API: traffic, the availability SLO and its error budget, errors,"
-        " latency, authentication, the policy cache and the public endpoint. Every line is a"
-        " threshold of alerts/config.yaml, coloured by the severity of the alert that fires"
-        " past it. Generated by dashboards/generate.py: do not edit in Grafana.",
+        " latency, authentication, the policy cache, the public endpoint and the logs of one"
+        " request. Every threshold line is a number of alerts/config.yaml, coloured by the"
+        " severity of the alert that fires past it. Generated by dashboards/generate.py: do not"
+        " edit in Grafana.",
         t.job,
-        [overview(t), slo(t), requests(t), latency(t), auth(t), cache(t), probe(t)],
+        [overview(t), slo(t), requests(t), latency(t), auth(t), cache(t), probe(t), logs()],
+        variables=log_variables(),
     )
 
 

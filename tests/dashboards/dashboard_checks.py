@@ -31,6 +31,8 @@ CONTRACT_LIST = ROOT / "tests" / "alerts" / "test_alerts.py"
 since it is that suite's module."""
 
 DATASOURCE_UID = "${datasource}"
+LOKI = "loki"
+"""The datasource type of the log panels, whose LogQL ``test_dashboard_logql.py`` checks."""
 GRID_WIDTH = 24
 # Grafana's global variables, replaced by plausible values before parsing (the linter's way);
 # $__rate_interval by a value no one writes, so that the rate-interval rule can recognise it.
@@ -78,10 +80,31 @@ def panels(board: Board) -> list[dict[str, Any]]:
     return found
 
 
-def targets(board: Board) -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
-    """(panel, index, target) of every query."""
+def datasource_type(panel: dict[str, Any], target: dict[str, Any]) -> str | None:
+    """The type of the datasource a target queries: its own, else its panel's."""
+    ref = target.get("datasource") or panel.get("datasource") or {}
+    kind = ref.get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def all_targets(board: Board) -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
+    """(panel, index, target) of every query, whatever its language."""
     for panel in panels(board):
         for index, target in enumerate(panel.get("targets", [])):
+            yield panel, index, target
+
+
+def targets(board: Board) -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
+    """(panel, index, target) of every PromQL query: all but the Loki ones."""
+    for panel, index, target in all_targets(board):
+        if datasource_type(panel, target) != LOKI:
+            yield panel, index, target
+
+
+def log_targets(board: Board) -> Iterator[tuple[dict[str, Any], int, dict[str, Any]]]:
+    """(panel, index, target) of every LogQL query: those on a Loki datasource."""
+    for panel, index, target in all_targets(board):
+        if datasource_type(panel, target) == LOKI:
             yield panel, index, target
 
 
@@ -93,7 +116,7 @@ def panel_by_title(board: Board, title: str) -> dict[str, Any]:
 
 def threshold_steps(panel: dict[str, Any]) -> list[dict[str, Any]]:
     """The panel's threshold steps, the base first; none when it has no thresholds."""
-    thresholds = panel["fieldConfig"]["defaults"].get("thresholds") or {}
+    thresholds = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds") or {}
     steps: list[dict[str, Any]] = thresholds.get("steps", [])
     return steps
 

@@ -21,6 +21,7 @@ from dashboard_checks import (
     DASHBOARDS,
     RULES,
     Board,
+    all_targets,
     excluded,
     exclusions,
     layout_problems,
@@ -208,7 +209,7 @@ def test_layout_check_catches(board: Board, change: Callable[[Board], None], exp
 
 def test_every_query_has_a_unique_ref_id_per_panel(board: Board) -> None:
     assert ref_id_problems(board) == []
-    assert all(t["refId"] for _, _, t in targets(board))
+    assert all(t["refId"] for _, _, t in all_targets(board))
 
 
 @pytest.mark.parametrize(
@@ -618,7 +619,8 @@ def test_every_alert_has_a_panel_showing_its_series(board: Board) -> None:
             p["title"]
             for p in panels(board)
             if name in p.get("description", "")
-            and alert_metrics & {m for t in p.get("targets", []) for m in metric_names(t["expr"])}
+            and alert_metrics
+            & {m for q, _, t in targets(board) if q is p for m in metric_names(t["expr"])}
         ]
         assert matching, f"{name}: no panel names it and queries {sorted(alert_metrics)}"
 
