@@ -83,7 +83,7 @@ TEST_DIRS := $(sort $(dir $(wildcard tests/*/*.py tests/*/*/*.py)))
 typecheck: $(SYNCED) ## mypy --strict on the packages, generators, infra/, bench/ and tests/
 	$(BIN)/mypy
 	$(BIN)/mypy --strict alerts dashboards infra bench tests/*.py
-	$(BIN)/mypy --strict playbooks/library playbooks/filter_plugins
+	$(BIN)/mypy --strict playbooks/library playbooks/filter_plugins playbooks/callback_plugins
 	@for dir in $(TEST_DIRS); do \
 	  MYPYPATH=$$dir $(BIN)/mypy --strict $$dir || exit 1; \
 	done
