@@ -4,8 +4,9 @@ cluster or on the EKS cluster it provisions (``cluster.provider``, :mod:`infra.c
 - existing: the provider on the stack's kubeconfig context, once the server's version is
   within the supported range;
 - eks: the cloud resources first, the provider on the cluster's kubeconfig output, and the
-  Kubernetes objects bound to the resources' outputs (role ARNs, backup destination, image
-  repository) instead of the values of ``infra/outputs/<env>.yaml``;
+  Kubernetes objects and chart values bound to the resources' outputs (role ARNs, backup
+  destination, image repository, Loki's bucket) instead of the values of
+  ``infra/outputs/<env>.yaml``;
 - direct (``gitops: false``): the platform charts as Helm releases, then every object of
   ``model(cfg)`` as a typed resource;
 - GitOps (``gitops: true``): only Argo CD and its root Application; Argo CD then syncs the
@@ -25,7 +26,7 @@ import pulumi_kubernetes as k8s
 from infra import gitops
 from infra.artefacts import Artefacts
 from infra.artefacts import load as load_artefacts
-from infra.charts import ARGOCD, PLATFORM_CHARTS
+from infra.charts import ARGOCD, PLATFORM_CHARTS, for_env
 from infra.cloud import existing
 from infra.cloud.component import EksEnvironment
 from infra.cloud.values import PLACEHOLDERS, applicable, with_placeholders
@@ -78,11 +79,18 @@ def build(cfg: EnvConfig, artefacts: Artefacts) -> Program:
     if cfg.delivery.gitops:
         bootstrap = GitOpsBootstrap(
             "gitops",
-            GitOpsBootstrapArgs(argocd=ARGOCD, manifests=gitops.bootstrap(cfg, artefacts)),
+            GitOpsBootstrapArgs(
+                argocd=for_env(ARGOCD, cfg), manifests=gitops.bootstrap(cfg, artefacts)
+            ),
             opts,
         )
         return Program(mode="gitops", provider=provider, bootstrap=bootstrap, cloud=cloud)
-    charts = PlatformCharts("platform", PlatformChartsArgs(charts=PLATFORM_CHARTS), opts)
+    charts = PlatformCharts(
+        "platform",
+        # Loki's bucket and role are the resources' outputs, like the objects' values.
+        PlatformChartsArgs(charts=[for_env(c, cfg) for c in PLATFORM_CHARTS], values=values),
+        opts,
+    )
     objects = KubernetesObjects(
         "verifier",
         # The objects need the charts' CRDs and controllers (webhooks) first.

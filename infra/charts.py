@@ -8,15 +8,22 @@ these charts install.
 Chart versions were matched to those app versions from published chart metadata (no Helm
 repository is reachable from the build machines); confirm with ``helm show chart`` when bumping.
 
+Values are static (:attr:`Chart.values`) but for what differs per environment: a chart's
+``values_for(cfg)`` is merged over them (:func:`for_env`), e.g. Loki's mode and storage.
+
 Sync waves order the GitOps path: CRDs first, then the controllers, then the custom resources,
 then the service (see :data:`WAVE_CRDS` … :data:`WAVE_SERVICE`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from cap_ops import log_store
+from infra.config import EnvConfig
+from infra.logs import alloy, loki, notifications
 
 # Argo CD sync waves, in the order the root application applies them.
 WAVE_CRDS = -3
@@ -45,11 +52,32 @@ class Chart:
     """False for CRD bundles too big for Helm's release Secret (1 MiB, which stores the chart's
     templates): the Pulumi path then renders the chart client-side (``helm.v4.Chart``); Argo CD
     always renders client-side."""
+    values_for: Callable[[EnvConfig], Mapping[str, Any]] | None = None
+    """The values of one environment, merged over :attr:`values` (:func:`for_env`)."""
 
     @property
     def helm_repo(self) -> str:
         """The repository as Helm wants it: ``oci://`` for OCI registries."""
         return f"oci://{self.repo_url}" if self.oci else self.repo_url
+
+
+def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, mappings merged key by key (as Helm merges values)."""
+    result = dict(base)
+    for key, value in override.items():
+        below = result.get(key)
+        if isinstance(below, Mapping) and isinstance(value, Mapping):
+            result[key] = merged(below, value)
+        else:
+            result[key] = value
+    return result
+
+
+def for_env(chart: Chart, cfg: EnvConfig) -> Chart:
+    """``chart`` with the values of ``cfg``'s environment (itself when it has none)."""
+    if chart.values_for is None:
+        return chart
+    return replace(chart, values=merged(chart.values, chart.values_for(cfg)), values_for=None)
 
 
 # The Gateway API route plugin lets Argo Rollouts shift exact traffic weights on the HTTPRoute.
@@ -98,6 +126,8 @@ ARGOCD = Chart(
         },
         "dex": {"enabled": False},
     },
+    # Sync and health events of every Application, recorded in Loki (their environment named).
+    values_for=lambda cfg: {"notifications": notifications.values(cfg)},
 )
 
 ENVOY_GATEWAY = Chart(
@@ -168,6 +198,15 @@ KUBE_PROMETHEUS_STACK = Chart(
             }
         },
         "grafana": {
+            "additionalDataSources": [
+                {
+                    "name": "Loki",
+                    "type": "loki",
+                    "uid": log_store.DATASOURCE_UID,
+                    "url": loki.GATEWAY_URL,
+                    "access": "proxy",
+                }
+            ],
             "sidecar": {
                 "dashboards": {
                     "enabled": True,
@@ -175,7 +214,7 @@ KUBE_PROMETHEUS_STACK = Chart(
                     "labelValue": "1",
                     "searchNamespace": "ALL",
                 }
-            }
+            },
         },
     },
 )
@@ -273,6 +312,28 @@ METRICS_SERVER = Chart(
     sync_wave=WAVE_CONTROLLERS,
 )
 
+LOKI = Chart(
+    name=loki.RELEASE,
+    namespace=loki.NAMESPACE,
+    repo_url="https://grafana.github.io/helm-charts",
+    chart="loki",
+    version="7.3.0",
+    app_version="3.6.12",
+    sync_wave=WAVE_CONTROLLERS,
+    values_for=loki.values,
+)
+
+ALLOY = Chart(
+    name="alloy",
+    namespace=alloy.NAMESPACE,
+    repo_url="https://grafana.github.io/helm-charts",
+    chart="alloy",
+    version="1.11.1",
+    app_version="v1.18.1",
+    sync_wave=WAVE_CONTROLLERS,
+    values=alloy.values(),
+)
+
 # The CRD bundles install into their controllers' namespaces.
 GATEWAY_CRDS = Chart(
     name="gateway-crds",
@@ -317,6 +378,8 @@ PLATFORM_CHARTS: tuple[Chart, ...] = (
     CLOUDNATIVE_PG,
     EXTERNAL_SECRETS,
     METRICS_SERVER,
+    LOKI,
+    ALLOY,
 )
 
 

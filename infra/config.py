@@ -40,6 +40,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 AcmeEnvironment = Literal["staging", "production"]
 RateLimitUnit = Literal["Second", "Minute", "Hour"]
 ClusterProvider = Literal["existing", "eks"]
+LokiMode = Literal["single-binary", "simple-scalable"]
 PROD_MIN_NODES = 3
 """ORR 1.1-01: at least 3 worker nodes in production."""
 
@@ -59,6 +60,7 @@ RoleArn = Annotated[
     str, Meta(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 ]
 SecretPath = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,200}[A-Za-z0-9]$")]
+BucketName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 S3Url = Annotated[str, Meta(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")]
 Host = Annotated[str, Meta(pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")]
 HttpsUrl = Annotated[str, Meta(pattern=r"^https://\S+$")]
@@ -431,6 +433,29 @@ class Database(_Section, frozen=True):
         _cidrs(object_storage_cidr=self.object_storage_cidr, kube_api_cidr=self.kube_api_cidr)
 
 
+class Logging(_Section, frozen=True):
+    """The central log store, Grafana Loki (``infra/logs``)."""
+
+    mode: LokiMode = "single-binary"
+    """``single-binary``: one Loki on its filesystem volume; ``simple-scalable``: read, write and
+    backend targets on the S3 bucket of ``cluster.eks`` (required in prod)."""
+    bucket: BucketName | None = None
+    """Loki's S3 bucket with ``simple-scalable``; from ``infra/outputs/<env>.yaml``."""
+    role_arn: RoleArn | None = None
+    """The IAM role of Loki's service account with ``simple-scalable``; from
+    ``infra/outputs/<env>.yaml``."""
+
+    def __post_init__(self) -> None:
+        scalable = self.mode == "simple-scalable"
+        for key in ("bucket", "role_arn"):
+            if (getattr(self, key) is not None) != scalable:
+                raise ValueError(
+                    f"{key}: missing: simple-scalable needs its object storage"
+                    if scalable
+                    else f"{key}: only with simple-scalable (single-binary keeps a filesystem)"
+                )
+
+
 class EnvConfig(_Section, frozen=True):
     env: Environment
     namespace: DnsLabel
@@ -453,6 +478,8 @@ class EnvConfig(_Section, frozen=True):
     """Where External Secrets reads the service's secrets."""
     database: Database | None = None
     """Required with a PostgreSQL registry, refused with SQLite."""
+    logging: Logging = Logging()
+    """The central log store (Loki): its mode and object storage."""
 
     def __post_init__(self) -> None:
         """The rules that join sections or depend on the environment."""
@@ -485,6 +512,12 @@ class EnvConfig(_Section, frozen=True):
             )
         if eks is not None and self.database is None:
             raise ValueError("cluster.eks: needs database (the backup bucket's prefix and expiry)")
+        if self.env == "prod" and self.logging.mode != "simple-scalable":
+            raise ValueError(
+                "logging.mode: prod keeps its logs in object storage (simple-scalable)"
+            )
+        if self.logging.mode == "simple-scalable" and eks is None:
+            raise ValueError("logging.mode: simple-scalable needs cluster.eks (its bucket)")
         if self.delivery.canary.enabled and not self.scaling.hpa.enabled:
             raise ValueError("delivery.canary.enabled: a canary needs scaling.hpa (several pods)")
         if self.max_pods > self.scaling.quota_pods:

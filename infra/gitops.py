@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.artefacts import Artefacts
-from infra.charts import ARGOCD, PLATFORM_CHARTS, Chart
+from infra.charts import ARGOCD, PLATFORM_CHARTS, Chart, for_env
 from infra.config import EnvConfig
 from infra.model import WAVE_ANNOTATION, model
 from infra.model.common import APP, Manifest, labels
@@ -100,8 +100,8 @@ def chart_application(cfg: EnvConfig, chart: Chart) -> Manifest:
 
 
 def applications(cfg: EnvConfig) -> list[Manifest]:
-    """One Application per platform chart, at the chart's sync wave."""
-    return [chart_application(cfg, chart) for chart in PLATFORM_CHARTS]
+    """One Application per platform chart, at the chart's sync wave, with ``cfg``'s values."""
+    return [chart_application(cfg, for_env(chart, cfg)) for chart in PLATFORM_CHARTS]
 
 
 def _source_repos(cfg: EnvConfig) -> list[str]:

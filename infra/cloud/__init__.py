@@ -44,6 +44,7 @@ Config keys (``cap-verifier-ops:cluster``):
 Stack outputs (``eks``):
     ``kubeconfig`` (secret), ``cluster_name``, ``oidc_issuer``, ``backup_bucket``,
     ``backup_destination``, ``repository_url``, ``secrets_role_arn``, ``backup_role_arn``,
-    ``playbooks_role_arn``, besides the Kubernetes part's (``mode``, ``namespace``, ``host``,
-    ``url``), which are all there is with ``existing``.
+    ``playbooks_role_arn``, ``logs_bucket``, ``logs_role_arn`` (Loki's S3 bucket and IRSA role,
+    for ``logging.bucket`` and ``logging.role_arn``), besides the Kubernetes part's (``mode``,
+    ``namespace``, ``host``, ``url``), which are all there is with ``existing``.
 """

@@ -17,7 +17,8 @@ RESOURCE_TYPE = "capverifier:cloud:EksEnvironment"
 
 
 class EksEnvironment(pulumi.ComponentResource):
-    """The VPC, the cluster and nodes, the backup bucket, the registry and the identities."""
+    """The VPC, the cluster and nodes, the backup and log buckets, the registry and the
+    identities."""
 
     def __init__(
         self, name: str, cfg: EnvConfig, opts: pulumi.ResourceOptions | None = None
@@ -41,6 +42,8 @@ class EksEnvironment(pulumi.ComponentResource):
             issuer=self.cluster.issuer,
             bucket_arn=self.storage.bucket.arn,
             key_arn=self.storage.key.arn,
+            logs_bucket_arn=self.storage.logs.arn,
+            logs_key_arn=self.storage.logs_key.arn,
             opts=opts_,
         )
         prefix = database.backup.prefix
@@ -56,5 +59,7 @@ class EksEnvironment(pulumi.ComponentResource):
             "secrets_role_arn": self.identities.secrets.arn,
             "backup_role_arn": self.identities.backup.arn,
             "playbooks_role_arn": self.identities.playbooks.arn,
+            "logs_bucket": self.storage.logs.bucket,
+            "logs_role_arn": self.identities.logs.arn,
         }
         self.register_outputs({"kubeconfig": self.kubeconfig, **self.outputs})

@@ -13,12 +13,14 @@ import pulumi_aws as aws
 
 from infra.cloud.policies import (
     Document,
+    bucket_objects,
     prefix_writer,
     secret_path_arn,
     secrets_reader,
     web_identity_trust,
 )
 from infra.config import EnvConfig
+from infra.logs import loki
 from infra.model.database import CLUSTER as DATABASE_CLUSTER
 from infra.model.secrets import STORE_SERVICE_ACCOUNT
 
@@ -31,6 +33,7 @@ class Identities:
     secrets: aws.iam.Role
     backup: aws.iam.Role
     playbooks: aws.iam.Role
+    logs: aws.iam.Role
 
 
 def account_of(arn: str) -> str:
@@ -57,9 +60,11 @@ def identities(
     issuer: pulumi.Output[str],
     bucket_arn: pulumi.Output[str],
     key_arn: pulumi.Output[str],
+    logs_bucket_arn: pulumi.Output[str],
+    logs_key_arn: pulumi.Output[str],
     opts: pulumi.ResourceOptions,
 ) -> Identities:
-    """The roles of External Secrets, the database backups and the backup playbooks."""
+    """The roles of External Secrets, the database backups, the backup playbooks and Loki."""
     database = cfg.database
     assert database is not None  # the config requires it with eks
     prefix = database.backup.prefix
@@ -92,5 +97,13 @@ def identities(
         ),
         playbooks=_role(
             f"{name}-playbooks", trust(cfg.namespace, PLAYBOOKS_SERVICE_ACCOUNT), on_prefix(), opts
+        ),
+        logs=_role(
+            f"{name}-logs",
+            trust(loki.NAMESPACE, loki.SERVICE_ACCOUNT),
+            pulumi.Output.all(logs_bucket_arn, logs_key_arn).apply(
+                lambda args: bucket_objects(args[0], args[1])
+            ),
+            opts,
         ),
     )

@@ -32,6 +32,8 @@ CLOUD_KEYS: dict[str, str] = {
     "backup_role_arn": "database.backup.role_arn",
     "backup_destination": "database.backup.destination",
     "repository_url": "image.repository",
+    "logs_bucket": "logging.bucket",
+    "logs_role_arn": "logging.role_arn",
 }
 """Stack output -> the dotted config key it fills (on the Argo CD path, from the file)."""
 INFORMATIVE = (

@@ -57,6 +57,16 @@ def prefix_writer(bucket_arn: str, prefix: str, key_arn: str) -> Document:
     )
 
 
+def bucket_objects(bucket_arn: str, key_arn: str) -> Document:
+    """Loki: the objects of its own bucket (chunks, index, delete requests), the bucket's
+    listing, the bucket's KMS key."""
+    return _document(
+        _allow("ObjectsOfBucket", OBJECT_WRITE, [f"{bucket_arn}/*"]),
+        _allow("ListBucket", BUCKET_LIST, [bucket_arn]),
+        _allow("BucketKey", KMS_DATA, [key_arn]),
+    )
+
+
 def web_identity_trust(provider_arn: str, issuer: str, namespace: str, account: str) -> Document:
     """IRSA: only ``namespace``'s service account ``account``, through the cluster's issuer."""
     host = issuer.removeprefix("https://")

@@ -1,8 +1,12 @@
-"""The backup bucket and the image registry, both encrypted with a customer-managed key.
+"""The backup bucket, the log bucket and the image registry, encrypted with customer-managed
+keys.
 
-Bucket: versioned, SSE-KMS, public access blocked, TLS-only policy, current and noncurrent
-versions expire after ``database.backup.retention_days``. Registry: immutable tags, scan on
-push, KMS, a lifecycle policy keeping the last N images.
+Backup bucket: versioned, SSE-KMS, public access blocked, TLS-only policy, current and
+noncurrent versions expire after ``database.backup.retention_days``. Log bucket (Loki's
+chunks and index): the same without versioning (the compactor's retention and delete requests
+must really delete, no old version stays behind); objects expire :data:`LOG_EXPIRY_MARGIN_DAYS`
+after :data:`cap_ops.log_store.RETENTION_DAYS`, a backstop should the compactor stop. Registry:
+immutable tags, scan on push, KMS, a lifecycle policy keeping the last N images.
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from cap_ops import log_store
 from infra.cloud.keys import rotating_key
 from infra.cloud.policies import tls_only
+
+LOG_EXPIRY_MARGIN_DAYS = 7
+"""Days past the log retention after which the bucket's lifecycle deletes what is left."""
+LOG_EXPIRY_DAYS = log_store.RETENTION_DAYS + LOG_EXPIRY_MARGIN_DAYS
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,8 @@ class Storage:
     key: aws.kms.Key
     bucket: aws.s3.Bucket
     repository: aws.ecr.Repository
+    logs_key: aws.kms.Key
+    logs: aws.s3.Bucket
 
 
 def keep_last(images: int) -> dict[str, Any]:
@@ -49,6 +60,8 @@ def _bucket(
     retention_days: int,
     opts: pulumi.ResourceOptions,
     keep: pulumi.ResourceOptions,
+    *,
+    versioned: bool = True,
 ) -> aws.s3.Bucket:
     bucket = aws.s3.Bucket(name, bucket_prefix=f"{name}-", force_destroy=False, opts=keep)
     aws.s3.BucketPublicAccessBlock(
@@ -60,14 +73,15 @@ def _bucket(
         restrict_public_buckets=True,
         opts=opts,
     )
-    aws.s3.BucketVersioning(
-        name,
-        bucket=bucket.id,
-        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-            status="Enabled"
-        ),
-        opts=opts,
-    )
+    if versioned:
+        aws.s3.BucketVersioning(
+            name,
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
+            opts=opts,
+        )
     aws.s3.BucketServerSideEncryptionConfiguration(
         name,
         bucket=bucket.id,
@@ -100,7 +114,9 @@ def _bucket(
                 ),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                     noncurrent_days=retention_days
-                ),
+                )
+                if versioned
+                else None,
                 abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                     days_after_initiation=1
                 ),
@@ -144,7 +160,11 @@ def storage(
     opts: pulumi.ResourceOptions,
     keep: pulumi.ResourceOptions,
 ) -> Storage:
-    """The key, the backup bucket ``<name>-backups`` and the repository ``<name>``."""
+    """The key, the backup bucket ``<name>-backups`` and the repository ``<name>``; the log
+    bucket ``<name>-logs`` under its own key."""
     key = rotating_key(f"{name}-data", f"Backups and images of {name}", keep)
     bucket = _bucket(f"{name}-backups", key, retention_days, opts, keep)
-    return Storage(key, bucket, _repository(name, key, keep_images, opts, keep))
+    logs_key = rotating_key(f"{name}-logs", f"Logs of {name} (Loki)", keep)
+    logs = _bucket(f"{name}-logs", logs_key, LOG_EXPIRY_DAYS, opts, keep, versioned=False)
+    repository = _repository(name, key, keep_images, opts, keep)
+    return Storage(key, bucket, repository, logs_key, logs)

@@ -23,6 +23,8 @@ PLACEHOLDERS: dict[str, str] = {
     "backup_role_arn": "arn:aws:iam::000000000000:role/pulumi-output-backup-role-arn",
     "backup_destination": "s3://pulumi-output-backup-destination",
     "repository_url": "pulumi-output.invalid/repository-url",
+    "logs_bucket": "pulumi-output-logs-bucket",
+    "logs_role_arn": "arn:aws:iam::000000000000:role/pulumi-output-logs-role-arn",
 }
 """Stack output -> a value its config key accepts and no real config holds."""
 
@@ -34,8 +36,13 @@ def _replace(struct: S, path: str, value: str) -> S:
 
 
 def applicable(cfg: EnvConfig) -> list[str]:
-    """The outputs whose config section ``cfg`` has (no database: no backup values)."""
-    return [name for name, key in CLOUD_KEYS.items() if cfg.database or "database." not in key]
+    """The outputs whose config section ``cfg`` has (no database: no backup values; a
+    single-binary Loki: no log bucket)."""
+    sections = {
+        "database": cfg.database is not None,
+        "logging": cfg.logging.mode == "simple-scalable",
+    }
+    return [name for name, key in CLOUD_KEYS.items() if sections.get(key.split(".")[0], True)]
 
 
 def with_placeholders(cfg: EnvConfig) -> EnvConfig:

@@ -11,7 +11,7 @@ previous wave: CRDs, then controllers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -19,6 +19,7 @@ from pulumi_kubernetes.helm import v4
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
 from infra.charts import Chart
+from infra.components.binding import Values, bind
 
 RESOURCE_TYPE = "capverifier:k8s:PlatformCharts"
 DEFAULT_TIMEOUT_SECONDS = 600
@@ -33,7 +34,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def rendered_chart(resource_name: str, chart: Chart, opts: pulumi.ResourceOptions) -> v4.Chart:
+def rendered_chart(
+    resource_name: str, chart: Chart, opts: pulumi.ResourceOptions, values: Values
+) -> v4.Chart:
     """``chart`` rendered client-side and applied object by object (no release Secret)."""
     if chart.oci:
         source: dict[str, Any] = {"chart": f"{chart.helm_repo}/{chart.chart}"}
@@ -47,7 +50,7 @@ def rendered_chart(resource_name: str, chart: Chart, opts: pulumi.ResourceOption
         name=chart.name,
         version=chart.version,
         namespace=chart.namespace,
-        values=_plain(chart.values),
+        values=bind(_plain(chart.values), values),
         opts=opts,
         **source,
     )
@@ -58,10 +61,13 @@ def release(
     chart: Chart,
     timeout_seconds: int,
     opts: pulumi.ResourceOptions,
+    values: Values | None = None,
 ) -> pulumi.Resource:
-    """``chart`` as an atomic Helm release named like the chart, in its own namespace."""
+    """``chart`` as an atomic Helm release named like the chart, in its own namespace; the
+    placeholders of ``values`` in its values replaced by their outputs."""
+    values = values or {}
     if not chart.helm_release:
-        return rendered_chart(resource_name, chart, opts)
+        return rendered_chart(resource_name, chart, opts, values)
     if chart.oci:
         # Helm takes an OCI chart as one reference, without repository options.
         source: dict[str, Any] = {"chart": f"{chart.helm_repo}/{chart.chart}"}
@@ -73,7 +79,7 @@ def release(
         version=chart.version,
         namespace=chart.namespace,
         create_namespace=True,
-        values=_plain(chart.values),
+        values=bind(_plain(chart.values), values),
         atomic=True,
         timeout=timeout_seconds,
         opts=opts,
@@ -97,6 +103,8 @@ class PlatformChartsArgs:
     """The charts to install, e.g. ``PLATFORM_CHARTS``."""
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     """Per release; an atomic release rolls back when it is not ready in time."""
+    values: Values = field(default_factory=dict)
+    """Placeholder -> the output that replaces it in the charts' values (Loki's bucket)."""
 
 
 class PlatformCharts(pulumi.ComponentResource):
@@ -123,6 +131,7 @@ class PlatformCharts(pulumi.ComponentResource):
                     chart,
                     args.timeout_seconds,
                     pulumi.ResourceOptions(parent=self, depends_on=list(previous)),
+                    args.values,
                 )
                 current.append(self.releases[chart.name])
             previous = current

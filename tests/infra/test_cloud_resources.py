@@ -51,6 +51,16 @@ def by_id(registrations: Sequence[Registration], kind: str) -> dict[str, Registr
     return {f"{r.name}_id": r for r in of_type(registrations, kind)}
 
 
+def backups(registrations: Sequence[Registration]) -> list[Registration]:
+    """The backup bucket's resources (the log bucket has its own, ``-logs``)."""
+    return [r for r in registrations if r.name.endswith("-backups")]
+
+
+def logs(registrations: Sequence[Registration]) -> list[Registration]:
+    """The log bucket's resources."""
+    return [r for r in registrations if r.name.endswith("-logs") and r.type.startswith("aws:s3")]
+
+
 def eks_of(cfg: EnvConfig) -> Any:
     assert cfg.cluster.eks is not None
     return cfg.cluster.eks
@@ -204,7 +214,8 @@ def test_orr_4_4_06_backups_in_s3_versioned_encrypted_private_tls_only_30_days(
     assert cfg.database is not None
     days = cfg.database.backup.retention_days
 
-    def check(registrations: list[Registration]) -> None:
+    def check(everything: list[Registration]) -> None:
+        registrations = backups(everything)
         bucket = one(registrations, "Bucket")
         bucket_id = f"{bucket.name}_id"
         assert bucket.inputs["forceDestroy"] is False
@@ -325,17 +336,21 @@ def allowed_resources(
 ) -> dict[str, list[str]]:
     """Per role name, the exact resources its policy may name."""
     assert cfg.database is not None
-    bucket = one(registrations, "Bucket").name + "-0123abcd"
-    bucket_arn = f"arn:aws:s3:::{bucket}"
-    data_key = next(r for r in of_type(registrations, "Key") if r.name.endswith("-data"))
-    key_arn = f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/{data_key.name}"
-    on_prefix = [f"{bucket_arn}/{cfg.database.backup.prefix}/*", bucket_arn, key_arn]
+    bucket_arn = f"arn:aws:s3:::{one(backups(registrations), 'Bucket').name}-0123abcd"
+    logs_arn = f"arn:aws:s3:::{one(logs(registrations), 'Bucket').name}-0123abcd"
+
+    def key_arn(suffix: str) -> str:
+        key = next(r for r in of_type(registrations, "Key") if r.name.endswith(suffix))
+        return f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/{key.name}"
+
+    on_prefix = [f"{bucket_arn}/{cfg.database.backup.prefix}/*", bucket_arn, key_arn("-data")]
     name = f"cap-verifier-{cfg.env}"
     secrets = secret_path_arn(cfg.secrets.store_region, ACCOUNT, cfg.secrets.key_prefix)
     return {
         f"{name}-secrets": [secrets],
         f"{name}-backup": on_prefix,
         f"{name}-playbooks": on_prefix,
+        f"{name}-logs": [f"{logs_arn}/*", logs_arn, key_arn("-logs")],
     }
 
 
