@@ -22,8 +22,9 @@ from joserfc import jwt
 
 from cap_dev_idp.clients import AUTH_METHODS, GRANT_TYPE, Client, ClientStore
 from cap_dev_idp.keys import ALGORITHM, KeyStore
-from cap_dev_idp.logs import get_logger
+from cap_dev_idp.logs import REQUEST_ID_KEY, get_logger
 from cap_dev_idp.settings import Settings
+from cap_verifier.logs import REQUEST_ID_HEADER, accepted_request_id
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a URL path, not a secret)
 JWKS_PATH = "/.well-known/jwks.json"
@@ -151,14 +152,16 @@ def create_app(settings: Settings) -> Flask:
         return jsonify({"error": "not_found" if code == 404 else "method_not_allowed"}), code
 
     @app.before_request
-    def start_timer() -> None:
+    def start_request() -> None:
         g.started = time.perf_counter()
+        setattr(g, REQUEST_ID_KEY, accepted_request_id(request.headers.get(REQUEST_ID_HEADER)))
 
     @app.after_request
     def log_request(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = g.get(REQUEST_ID_KEY)
         fields: dict[str, Any] = {
             "method": request.method,
-            "path": request.path,  # never the query string
+            "endpoint": request.path,  # never the query string
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - g.get("started", 0.0)) * 1000, 1),
         }

@@ -1,39 +1,43 @@
 """JSON-lines logging for the development IdP (local and CI only).
 
-Every record is one JSON object on stderr. Secrets and tokens are never passed to a logger;
-the ``authlib`` loggers are held at WARNING because their DEBUG lines print issued tokens.
+Every record is one JSON object on stderr, in the verifier's schema (``timestamp``, ``level``,
+``logger``, ``message``, ``request_id``, ``pid``: :mod:`cap_verifier.logs`), so that one query
+reads both. Secrets and tokens are never passed to a logger; the ``authlib`` loggers are held
+at WARNING because their DEBUG lines print issued tokens.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 import sys
-from datetime import UTC, datetime
 from typing import Any
+
+from flask import g, has_request_context
+
+from cap_verifier.logs import CORE_FIELDS, JSONFormatter
 
 LOGGER_NAME = "cap_dev_idp"
 
-_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_RESERVED = (
+    frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"} | set(CORE_FIELDS)
+)
+REQUEST_ID_KEY = "request_id"
+"""Where the request's id lives in ``flask.g`` while it is served."""
 
 
-class JsonFormatter(logging.Formatter):
-    """Render a record as one JSON object; ``extra={...}`` keys become fields."""
+class JsonFormatter(JSONFormatter):
+    """The verifier's line; every ``extra={...}`` key of the IdP's own calls becomes a field."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
+    def request_id(self) -> str | None:
+        return g.get(REQUEST_ID_KEY) if has_request_context() else None
+
+    def extra_fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED and not key.startswith("_")
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str, separators=(",", ":"))
 
 
 class StderrHandler(logging.Handler):

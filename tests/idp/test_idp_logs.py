@@ -54,10 +54,36 @@ def test_a_refused_request_logs_no_secret_and_no_personal_data(
     ):
         assert _token_request(idp, client_id, secret, basic=basic) in (400, 401)
     lines = [json.loads(line) for line in idp.log.read_text().splitlines() if line.startswith("{")]
-    refused = [line for line in lines if line.get("msg") == "token refused"]
+    refused = [line for line in lines if line.get("message") == "token refused"]
     assert len(refused) == 3
     text = idp.log.read_text()
     assert idp.client_secret not in text
     assert EMAIL not in text
     # A known client's id is kept: it says who was refused.
     assert [line["client_id"] for line in refused] == [None, None, idp.client_id]
+
+
+@pytest.mark.orr("3.4-01", "3.4-02")
+def test_every_line_has_the_verifiers_schema_and_the_callers_request_id(idp: IdPProcess) -> None:
+    verify = ssl.create_default_context(cafile=str(idp.pki.ca_cert))
+    request_id = "idp-schema-check-0001"
+    response = httpx.get(
+        f"{idp.issuer}/.well-known/jwks.json", headers={"X-Request-ID": request_id}, verify=verify
+    )
+    assert response.headers["X-Request-ID"] == request_id
+    # A request id that is an e-mail address is replaced by one of the IdP's own.
+    response = httpx.get(
+        f"{idp.issuer}/.well-known/jwks.json", headers={"X-Request-ID": EMAIL}, verify=verify
+    )
+    own = response.headers["X-Request-ID"]
+    assert own != EMAIL
+    lines = [json.loads(line) for line in idp.log.read_text().splitlines()]
+    assert lines, "the IdP logged nothing"
+    for line in lines:
+        assert {"timestamp", "level", "logger", "message", "request_id"} <= set(line), line
+        assert line["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), line
+    served = [line for line in lines if line.get("endpoint") == "/.well-known/jwks.json"]
+    # The last two: starting the IdP polled the same endpoint.
+    assert [line["request_id"] for line in served[-2:]] == [request_id, own]
+    assert all(isinstance(line["duration_ms"], float) for line in served)
+    assert EMAIL not in idp.log.read_text()

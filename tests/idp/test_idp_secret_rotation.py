@@ -413,11 +413,11 @@ def test_the_running_server_process_sees_the_rotation_without_restart(idp: IdPPr
     assert new not in text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     used = [
-        line for line in lines if line["msg"] == "client authenticated with its previous secret"
+        line for line in lines if line["message"] == "client authenticated with its previous secret"
     ]
     assert [line["client_id"] for line in used] == [idp.client_id]
     assert used[0]["previous_secret_expires_at"] == status["previous_secret_expires_at"]
-    refused = [line for line in lines if line["msg"] == "token refused"]
+    refused = [line for line in lines if line["message"] == "token refused"]
     assert [(line["client_id"], line["error"]) for line in refused] == [
         (idp.client_id, "invalid_client")
     ]

@@ -151,8 +151,8 @@ def test_logs_are_json_lines_without_secrets_or_tokens(
 
     assert log_lines
     records = [json.loads(line) for line in log_lines]
-    issued = [r for r in records if r["msg"] == "token issued"]
-    refused = [r for r in records if r["msg"] == "token refused"]
+    issued = [r for r in records if r["message"] == "token issued"]
+    refused = [r for r in records if r["message"] == "token refused"]
     assert issued[0]["client_id"] == "ci-runner"
     assert refused[0]["error"] == "invalid_client"
     text = "\n".join(log_lines)

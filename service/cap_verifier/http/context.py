@@ -7,25 +7,18 @@ carries ``X-Request-ID`` and is counted.
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cap_verifier.auth.client_cert import XFCC_HEADER, ClientCertPolicy
-from cap_verifier.logs import request_id_var
+from cap_verifier.logs import REQUEST_ID_HEADER as _HEADER
+from cap_verifier.logs import accepted_request_id, request_id_var
 from cap_verifier.metrics import Metrics, method_label
 from cap_verifier.paths import OPERATIONAL
 
-REQUEST_ID_HEADER = b"x-request-id"
-# A UUID, or a short token of safe characters with at least one letter: never an e-mail
-# address or a phone number, which would carry personal data into every log line.
-_SANE_REQUEST_ID = re.compile(
-    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-    r"|(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9._-]{7,63}"
-)
+REQUEST_ID_HEADER = _HEADER.lower().encode("ascii")
 _QUIET_ENDPOINTS = frozenset(OPERATIONAL)
 UNMATCHED = "unmatched"
 _XFCC = XFCC_HEADER.encode("ascii")
@@ -37,11 +30,8 @@ def request_id_from(scope: Scope) -> str:
     """The caller's X-Request-ID when sane, else a new UUID4 (the rejected value is dropped)."""
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER:
-            candidate = value.decode("latin-1")
-            if _SANE_REQUEST_ID.fullmatch(candidate):
-                return candidate
-            break
-    return str(uuid.uuid4())
+            return accepted_request_id(value.decode("latin-1"))
+    return accepted_request_id(None)
 
 
 class RequestContextMiddleware:
