@@ -18,6 +18,7 @@ from infra.charts import (
 )
 from infra.config import EnvConfig
 from infra.model import (
+    audit,
     certs,
     dashboards,
     database,
@@ -45,7 +46,14 @@ SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"
 # Cluster-wide custom resources other objects refer to.
 _PLATFORM_KINDS = frozenset({"GatewayClass", "ClusterIssuer", "ClusterSecretStore"})
 _SERVICE_KINDS = frozenset(
-    {"Deployment", "Rollout", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    {
+        "Deployment",
+        "Rollout",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "CronJob",  # after the workload, whose init container migrates the registry
+    }
 )
 
 
@@ -77,6 +85,7 @@ def model(cfg: EnvConfig, artefacts: Artefacts) -> list[Manifest]:
         *secrets.objects(cfg),
         *database.objects(cfg),
         *workload.objects(cfg),
+        *audit.objects(cfg),
         *service.objects(cfg, artefacts),
         *scaling.objects(cfg),
         *certs.objects(cfg),
