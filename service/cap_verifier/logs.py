@@ -34,8 +34,12 @@ def accepted_request_id(candidate: str | None) -> str:
     return str(uuid.uuid4())
 
 
-# Extra attributes a log call may carry into the JSON line (access lines and events).
-_EXTRA_FIELDS = (
+ERROR_FIELD = "error"
+"""An exception's type and message (never its traceback)."""
+
+# Extra attributes a log call may carry into the JSON line (access lines and events);
+# docs/logging.md describes each.
+EXTRA_FIELDS = (
     "method",
     "endpoint",
     "status",
@@ -75,7 +79,7 @@ class JSONFormatter(logging.Formatter):
         line.update(self.extra_fields(record))
         if record.exc_info and record.exc_info[0] is not None:
             # Type and message only: a traceback can carry request data into the logs.
-            line["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+            line[ERROR_FIELD] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
         return json.dumps(line, ensure_ascii=False, default=str)
 
     def request_id(self) -> str | None:
@@ -84,7 +88,7 @@ class JSONFormatter(logging.Formatter):
 
     def extra_fields(self, record: logging.LogRecord) -> dict[str, Any]:
         """The known extras the record carries (an allow-list: nothing else reaches a line)."""
-        fields = ((name, getattr(record, name, None)) for name in _EXTRA_FIELDS)
+        fields = ((name, getattr(record, name, None)) for name in EXTRA_FIELDS)
         return {name: value for name, value in fields if value is not None}
 
 
