@@ -176,8 +176,9 @@ def create_app(settings: Settings) -> Flask:
             claimed = _claimed_client_id()
             fields["client_id"] = claimed if claimed and clients.get(claimed) else None
             body = response.get_json(silent=True)
-            fields["error"] = body.get("error") if isinstance(body, dict) else None
-            _log.info("token refused", extra=fields)
+            fields["event"] = "auth_failure"
+            fields["reason"] = body.get("error") if isinstance(body, dict) else None
+            _log.warning("token refused", extra=fields)
             return response
         _log.info("request", extra=fields)
         return response

@@ -418,6 +418,6 @@ def test_the_running_server_process_sees_the_rotation_without_restart(idp: IdPPr
     assert [line["client_id"] for line in used] == [idp.client_id]
     assert used[0]["previous_secret_expires_at"] == status["previous_secret_expires_at"]
     refused = [line for line in lines if line["message"] == "token refused"]
-    assert [(line["client_id"], line["error"]) for line in refused] == [
+    assert [(line["client_id"], line["reason"]) for line in refused] == [
         (idp.client_id, "invalid_client")
     ]

@@ -154,7 +154,9 @@ def test_logs_are_json_lines_without_secrets_or_tokens(
     issued = [r for r in records if r["message"] == "token issued"]
     refused = [r for r in records if r["message"] == "token refused"]
     assert issued[0]["client_id"] == "ci-runner"
-    assert refused[0]["error"] == "invalid_client"
+    # Like the verifier's: one WARNING auth_failure line with the OAuth2 error as its reason.
+    assert (refused[0]["level"], refused[0]["event"]) == ("WARNING", "auth_failure")
+    assert refused[0]["reason"] == "invalid_client"
     text = "\n".join(log_lines)
     for secret in [*idp_files.secrets.values(), "wrong-secret-value", token]:
         assert secret not in text
