@@ -312,27 +312,28 @@ METRICS_SERVER = Chart(
     sync_wave=WAVE_CONTROLLERS,
 )
 
-LOKI = Chart(
-    name=loki.RELEASE,
-    namespace=loki.NAMESPACE,
-    repo_url="https://grafana.github.io/helm-charts",
-    chart="loki",
-    version="7.3.0",
-    app_version="3.6.12",
-    sync_wave=WAVE_CONTROLLERS,
-    values_for=loki.values,
-)
+GRAFANA_HELM_REPO = "https://grafana.github.io/helm-charts"
 
-ALLOY = Chart(
-    name="alloy",
-    namespace=alloy.NAMESPACE,
-    repo_url="https://grafana.github.io/helm-charts",
-    chart="alloy",
-    version="1.11.1",
-    app_version="v1.18.1",
-    sync_wave=WAVE_CONTROLLERS,
-    values=alloy.values(),
-)
+
+def _logging_chart(
+    name: str,
+    version: str,
+    app_version: str,
+    *,
+    values: Mapping[str, Any] | None = None,
+    values_for: Callable[[EnvConfig], Mapping[str, Any]] | None = None,
+) -> Chart:
+    """A chart of Grafana's repository, released under its own name in the logging namespace
+    with the controllers."""
+    # Chart's fields in order: name, namespace, repository, chart, version, app version, wave.
+    spec = Chart(
+        name, loki.NAMESPACE, GRAFANA_HELM_REPO, name, version, app_version, WAVE_CONTROLLERS
+    )
+    return replace(spec, values=values or {}, values_for=values_for)
+
+
+LOKI = _logging_chart(loki.RELEASE, "7.3.0", "3.6.12", values_for=loki.values)
+ALLOY = _logging_chart("alloy", "1.11.1", "v1.18.1", values=alloy.values())
 
 # The CRD bundles install into their controllers' namespaces.
 GATEWAY_CRDS = Chart(

@@ -17,7 +17,6 @@ from typing import Any, TypeAlias
 from cap_ops import log_store
 from infra.logs import loki
 
-NAMESPACE = loki.NAMESPACE
 REPLICAS = 2
 
 

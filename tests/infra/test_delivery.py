@@ -24,7 +24,7 @@ from infra.charts import (
     WAVE_CRDS,
     WAVE_CUSTOM_RESOURCES,
     WAVE_SERVICE,
-    merged,
+    for_env,
 )
 from infra.config import ENVIRONMENTS, EnvConfig
 from infra.model import SYNC_OPTIONS_ANNOTATION, WAVE_ANNOTATION, audit, model, rollout, sync_wave
@@ -60,8 +60,7 @@ def test_every_platform_chart_is_an_automated_pinned_application(
         spec = apps[chart.name]["spec"]
         assert spec["source"]["targetRevision"] == chart.version
         # The chart's static values, with the environment's merged over them (Loki's mode).
-        wanted = merged(chart.values, chart.values_for(cfg)) if chart.values_for else chart.values
-        assert spec["source"]["helm"]["valuesObject"] == wanted
+        assert spec["source"]["helm"]["valuesObject"] == for_env(chart, cfg).values
         assert spec["destination"]["namespace"] == chart.namespace
         assert spec["project"] == gitops.PLATFORM_PROJECT
         options = spec["syncPolicy"]["syncOptions"]
