@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from config_edits import changed
-from infra.charts import ALLOY, ARGOCD, LOKI, for_env
+from infra.charts import ALLOY, ARGOCD, KUBE_PROMETHEUS_STACK, LOKI, for_env
 from infra.cloud import outputs
 from infra.config import ENVIRONMENTS, ConfigError, EnvConfig
 from infra.logs import alloy, loki, notifications
@@ -154,81 +155,55 @@ def stream_labels(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-@pytest.mark.orr("3.4-07")
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_alloy_ships_every_pod_to_loki_with_only_the_bounded_labels(
-    configs: dict[str, EnvConfig], env: str
-) -> None:
-    values = application_values(configs[env], ALLOY.name)
+def alloy_problems(cfg: EnvConfig, values: Values) -> list[str]:
+    """Every pod discovered, tailed, parsed and written to Loki's push API with only the
+    bounded labels (the configuration parsed back, never read as text)."""
     config = parse(values["alloy"]["configMap"]["content"])
-    assert stream_labels(config) == []
-    # Discovered pods, tailed, processed, written to Loki's push API.
-    assert component(config, "discovery.kubernetes")["attributes"] == {"role": "pod"}
+    problems = stream_labels(config)
+    if component(config, "discovery.kubernetes")["attributes"] != {"role": "pod"}:
+        problems.append("pods are not discovered")
     source = component(config, "loki.source.kubernetes")["attributes"]
-    assert source["forward_to"] == [("ref", "loki.process.pods.receiver")]
-    (endpoint,) = component(config, "loki.write")["blocks"]
-    assert endpoint[2]["attributes"]["url"] == loki.PUSH_URL
-    # The rendering is the data: parsed back, the same blocks.
-    assert [n for n, _, _ in config["blocks"]] == [b.name for b in alloy.pipeline()]
+    if source["forward_to"] != [("ref", "loki.process.pods.receiver")]:
+        problems.append(f"the tailed lines go to {source['forward_to']}")
+    urls = [body["attributes"]["url"] for _, _, body in component(config, "loki.write")["blocks"]]
+    if urls != [loki.PUSH_URL]:
+        problems.append(f"written to {urls}, not {loki.PUSH_URL}")
+    return problems
 
 
-BAD_PIPELINES: dict[str, Callable[[list[alloy.Block]], list[alloy.Block]]] = {
-    "a request_id label": lambda blocks: [
-        b
-        if b.name != "loki.process"
-        else alloy.Block(
-            b.name,
-            b.label,
-            b.attributes,
-            [
-                alloy.Block("stage.json", attributes={"expressions": {"request_id": ""}}),
-                alloy.Block("stage.labels", attributes={"values": {"request_id": ""}}),
-                *b.blocks,
-            ],
-        )
-        for b in blocks
-    ],
-    "no JSON stage": lambda blocks: [
-        b
-        if b.name != "loki.process"
-        else alloy.Block(
-            b.name, b.label, b.attributes, [s for s in b.blocks if s.name != "stage.json"]
-        )
-        for b in blocks
-    ],
-    "a pod name label": lambda blocks: [
-        b
-        if b.name != "discovery.relabel"
-        else alloy.Block(
-            b.name,
-            b.label,
-            b.attributes,
-            [
-                *b.blocks,
-                alloy.Block(
-                    "rule",
-                    attributes={
-                        "source_labels": ["__meta_kubernetes_pod_name"],
-                        "target_label": "pod",
-                    },
-                ),
-            ],
-        )
-        for b in blocks
-    ],
-}
+def with_pipeline(
+    edit: Callable[[alloy.Block], alloy.Block],
+) -> Callable[[Values], None]:
+    """A bad edit of Alloy's values: ``edit`` applied to every component of the pipeline."""
+
+    def apply(values: Values) -> None:
+        blocks = [edit(b) for b in alloy.pipeline()]
+        values["alloy"]["configMap"]["content"] = alloy.render(blocks)
+
+    return apply
 
 
-@pytest.mark.parametrize("bad", sorted(BAD_PIPELINES))
-def test_an_unbounded_label_or_a_missing_json_stage_is_caught(bad: str) -> None:
-    config = parse(alloy.render(BAD_PIPELINES[bad](alloy.pipeline())))
-    assert stream_labels(config)
+def with_blocks(
+    name: str, blocks: Callable[[Sequence[alloy.Block]], list[alloy.Block]]
+) -> Callable[[Values], None]:
+    """The component ``name`` with its nested blocks replaced by ``blocks(its blocks)``."""
+    return with_pipeline(lambda b: b if b.name != name else replace(b, blocks=blocks(b.blocks)))
+
+
+POD_NAME_RULE = alloy.Block(
+    "rule",
+    attributes={"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+)
+REQUEST_ID_LABEL = [
+    alloy.Block("stage.json", attributes={"expressions": {"request_id": ""}}),
+    alloy.Block("stage.labels", attributes={"values": {"request_id": ""}}),
+]
 
 
 # --- Loki ---------------------------------------------------------------------------------------
 
 
-def retention_problems(values: Values) -> list[str]:
+def retention_problems(cfg: EnvConfig, values: Values) -> list[str]:
     problems: list[str] = []
     wanted = f"{log_store.RETENTION_HOURS}h"
     period = values["loki"]["limits_config"].get("retention_period")
@@ -244,30 +219,10 @@ def retention_problems(values: Values) -> list[str]:
 
 
 @pytest.mark.orr("3.4-08")
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_loki_keeps_logs_90_days_enforced_by_the_compactor(
-    configs: dict[str, EnvConfig], env: str
-) -> None:
-    values = application_values(configs[env], LOKI.name)
-    assert log_store.RETENTION_HOURS == 2160
-    assert retention_problems(values) == []
-
-
-@pytest.mark.parametrize(
-    "edit",
-    [
-        lambda v: v["loki"]["limits_config"].update(retention_period="720h"),
-        lambda v: v["loki"]["compactor"].update(retention_enabled=False),
-        lambda v: v["loki"]["compactor"].pop("delete_request_store"),
-    ],
-    ids=["720h", "compactor-off", "no-delete-store"],
-)
-def test_a_shorter_or_unenforced_retention_is_caught(
-    configs: dict[str, EnvConfig], edit: Callable[[Values], None]
-) -> None:
-    values = copy.deepcopy(application_values(configs["prod"], LOKI.name))
-    edit(values)
-    assert retention_problems(values)
+def test_the_log_store_keeps_90_days() -> None:
+    """The one home of the retention every store derives from (Loki, the bucket's expiry)."""
+    assert log_store.RETENTION_DAYS == 90
+    assert log_store.RETENTION_HOURS == 90 * 24
 
 
 def storage_problems(cfg: EnvConfig, values: Values) -> list[str]:
@@ -293,33 +248,20 @@ def storage_problems(cfg: EnvConfig, values: Values) -> list[str]:
     return problems
 
 
-@pytest.mark.orr("3.4-07")
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_loki_mode_and_storage_per_environment(configs: dict[str, EnvConfig], env: str) -> None:
-    cfg = configs[env]
-    assert storage_problems(cfg, application_values(cfg, LOKI.name)) == []
-
-
-def test_filesystem_in_prod_is_caught(configs: dict[str, EnvConfig]) -> None:
-    prod = configs["prod"]
-    values = copy.deepcopy(application_values(prod, LOKI.name))
-    values["loki"]["storage"] = {"type": "filesystem"}
-    assert storage_problems(prod, values)
+def test_prod_refuses_a_single_binary_loki(configs: dict[str, EnvConfig]) -> None:
     with pytest.raises((ConfigError, ValueError), match=r"single-binary|logging\.mode"):
-        changed(prod, {"logging.mode": "single-binary"})
+        changed(configs["prod"], {"logging.mode": "single-binary"})
 
 
 # --- Grafana and Argo CD -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_loki_is_a_grafana_datasource_with_a_fixed_uid(
-    configs: dict[str, EnvConfig], env: str
-) -> None:
-    values = application_values(configs[env], "kube-prometheus-stack")
-    (source,) = [s for s in values["grafana"]["additionalDataSources"] if s["type"] == "loki"]
-    assert source["uid"] == log_store.DATASOURCE_UID
-    assert source["url"] == loki.GATEWAY_URL
+def datasource_problems(cfg: EnvConfig, values: Values) -> list[str]:
+    """Loki is one Grafana datasource, at the fixed uid the panels name, on Loki's gateway."""
+    sources = [s for s in values["grafana"]["additionalDataSources"] if s["type"] == "loki"]
+    wanted = {"uid": log_store.DATASOURCE_UID, "url": loki.GATEWAY_URL}
+    got = [{k: s.get(k) for k in wanted} for s in sources]
+    return [] if got == [wanted] else [f"Loki datasources {got}, not [{wanted}]"]
 
 
 TRIGGERS = {"on-sync-succeeded", "on-sync-failed", "on-sync-running", "on-health-degraded"}
@@ -370,34 +312,118 @@ def notification_problems(cfg: EnvConfig, values: Values) -> list[str]:
     return problems
 
 
-@pytest.mark.orr("7.2-04")
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_every_sync_and_degradation_is_recorded_in_loki_with_its_author(
-    configs: dict[str, EnvConfig], env: str
-) -> None:
-    cfg = configs[env]
-    values = for_env(ARGOCD, cfg).values
-    assert notification_problems(cfg, dict(values)) == []
-    # The record is a push request whose line is JSON (the template's dict, encoded twice).
+def test_a_record_is_a_push_request_whose_line_is_json() -> None:
+    """The template's dict, encoded twice: a JSON line inside the push request's JSON."""
     (event,) = [e for e in notifications.EVENTS if e.trigger == "on-sync-succeeded"]
     assert notifications.body(event).endswith("| toJson | toJson }}]]}]}")
 
 
+# --- every property per environment, and the bad inputs each check catches -----------------------
+
+
+def argocd_values(cfg: EnvConfig) -> Values:
+    """The argo-cd chart's values of ``cfg``'s environment (Argo CD has no Application)."""
+    return dict(for_env(ARGOCD, cfg).values)
+
+
+def of_application(name: str) -> Callable[[EnvConfig], Values]:
+    return lambda cfg: application_values(cfg, name)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One property of the logging stack: the values it reads, the function listing their
+    problems, the ORR line it proves, and the deliberately bad edits that function catches."""
+
+    values: Callable[[EnvConfig], Values]
+    problems: Callable[[EnvConfig, Values], list[str]]
+    orr: str | None
+    bad: Mapping[str, Callable[[Values], object]]
+
+
+CHECKS: dict[str, Check] = {
+    "alloy-ships-pods-with-bounded-labels": Check(
+        of_application(ALLOY.name),
+        alloy_problems,
+        "3.4-07",
+        {
+            "request-id-label": with_blocks("loki.process", lambda s: [*REQUEST_ID_LABEL, *s]),
+            "no-json-stage": with_blocks(
+                "loki.process", lambda s: [b for b in s if b.name != "stage.json"]
+            ),
+            "pod-name-label": with_blocks("discovery.relabel", lambda s: [*s, POD_NAME_RULE]),
+            "elsewhere": with_blocks("loki.write", lambda s: []),
+        },
+    ),
+    "loki-keeps-90-days-by-the-compactor": Check(
+        of_application(LOKI.name),
+        retention_problems,
+        "3.4-08",
+        {
+            "720h": lambda v: v["loki"]["limits_config"].update(retention_period="720h"),
+            "compactor-off": lambda v: v["loki"]["compactor"].update(retention_enabled=False),
+            "no-delete-store": lambda v: v["loki"]["compactor"].pop("delete_request_store"),
+        },
+    ),
+    "loki-mode-and-storage": Check(
+        of_application(LOKI.name),
+        storage_problems,
+        "3.4-07",
+        {
+            "filesystem": lambda v: v["loki"].update(storage={"type": "filesystem"}),
+            "no-role": lambda v: v["serviceAccount"].pop("annotations"),
+        },
+    ),
+    "loki-is-a-grafana-datasource": Check(
+        of_application(KUBE_PROMETHEUS_STACK.name),
+        datasource_problems,
+        None,
+        {"another-uid": lambda v: v["grafana"]["additionalDataSources"][0].update(uid="x")},
+    ),
+    "argocd-records-every-sync-in-loki": Check(
+        argocd_values,
+        notification_problems,
+        "7.2-04",
+        {
+            "unsubscribed": lambda v: v["notifications"].update(subscriptions=[]),
+            "no-failed-trigger": lambda v: v["notifications"]["triggers"].pop(
+                "trigger.on-sync-failed"
+            ),
+            "no-author": lambda v: v["notifications"]["templates"].update(
+                {"template.app-sync-succeeded": json.dumps({"webhook": {"loki": {"path": "/x"}}})}
+            ),
+            "wrong-environment": lambda v: v["notifications"]["context"].update(
+                environment="elsewhere"
+            ),
+        },
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    "edit",
+    ("check", "env"),
     [
-        lambda v: v["notifications"].update(subscriptions=[]),
-        lambda v: v["notifications"]["triggers"].pop("trigger.on-sync-failed"),
-        lambda v: v["notifications"]["templates"].update(
-            {"template.app-sync-succeeded": json.dumps({"webhook": {"loki": {"path": "/x"}}})}
-        ),
-        lambda v: v["notifications"]["context"].update(environment="elsewhere"),
+        pytest.param(
+            name,
+            env,
+            id=f"{name}-{env}",
+            marks=[pytest.mark.orr(check.orr)] if check.orr else [],
+        )
+        for name, check in CHECKS.items()
+        for env in ENVIRONMENTS
     ],
-    ids=["unsubscribed", "no-failed-trigger", "no-author", "wrong-environment"],
 )
-def test_a_missing_record_is_caught(
-    configs: dict[str, EnvConfig], edit: Callable[[Values], None]
-) -> None:
-    values = copy.deepcopy(dict(for_env(ARGOCD, configs["prod"]).values))
-    edit(values)
-    assert notification_problems(configs["prod"], values)
+def test_the_logging_stack_holds(configs: dict[str, EnvConfig], check: str, env: str) -> None:
+    cfg = configs[env]
+    assert CHECKS[check].problems(cfg, CHECKS[check].values(cfg)) == []
+
+
+@pytest.mark.parametrize(
+    ("check", "bad"),
+    [pytest.param(name, bad, id=f"{name}-{bad}") for name, c in CHECKS.items() for bad in c.bad],
+)
+def test_a_bad_input_is_caught(configs: dict[str, EnvConfig], check: str, bad: str) -> None:
+    prod = configs["prod"]
+    values = copy.deepcopy(CHECKS[check].values(prod))
+    CHECKS[check].bad[bad](values)
+    assert CHECKS[check].problems(prod, values)
