@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -15,11 +16,16 @@ from infra.cloud.component import EksEnvironment
 from infra.cloud.instances import INSTANCE_TYPES, MIN_NODE
 from infra.cloud.network import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
 from infra.cloud.policies import scope_problems, secret_path_arn
+from infra.cloud.storage import LOG_EXPIRY_MARGIN_DAYS
 from infra.config import PROJECT, EnvConfig, load
+from infra.logs import loki
 from pulumi_mocks import ACCOUNT, Registration, Run, install, pulumi_test, uninstall
+
+from cap_ops import log_store
 
 Policy = Callable[[list[Registration]], None]
 LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
+EKS_ENVS = pytest.mark.parametrize("env", ["staging", "prod"])
 
 
 @pytest.fixture
@@ -205,6 +211,69 @@ def test_orr_2_4_07_images_by_digest_in_an_immutable_scanned_repository(
     return run.check(check)
 
 
+PUBLIC_ACCESS_FLAGS = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
+
+
+def bucket_problems(
+    everything: Sequence[Registration], name: str, key: str, days: int, *, versioned: bool
+) -> list[str]:
+    """The bucket whose resources' names end in ``name``: not force-destroyed, public access
+    blocked, versioned or not as ``versioned`` says, SSE-KMS with the rotating key whose name
+    ends in ``key``, a TLS-only policy, every object (and old version) expired after ``days``."""
+    registrations = [r for r in everything if r.type.startswith("aws:s3") and r.name.endswith(name)]
+    bucket = one(registrations, "Bucket")
+    bucket_arn = f"arn:aws:s3:::{bucket.name}-0123abcd"
+    (kms,) = [r for r in of_type(everything, "Key") if r.name.endswith(key)]
+    problems: list[str] = []
+    if bucket.inputs["forceDestroy"] is not False:
+        problems.append("force_destroy")
+    block = one(registrations, "BucketPublicAccessBlock").inputs
+    problems += [f"public access: {k} off" for k in PUBLIC_ACCESS_FLAGS if block.get(k) is not True]
+    versioning = [
+        v.inputs["versioningConfiguration"] for v in of_type(registrations, "BucketVersioning")
+    ]
+    if versioning != ([{"status": "Enabled"}] if versioned else []):
+        problems.append(f"versioning {versioning}, versioned={versioned}")
+    sse = one(registrations, "BucketServerSideEncryptionConfiguration").inputs["rules"][0]
+    by_default = sse["applyServerSideEncryptionByDefault"]
+    if by_default != {
+        "sseAlgorithm": "aws:kms",
+        "kmsMasterKeyId": f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/{kms.name}",
+    }:
+        problems.append(f"encryption {by_default}, not SSE-KMS with {kms.name}")
+    if kms.inputs["enableKeyRotation"] is not True:
+        problems.append(f"{kms.name}: no rotation")
+    statements = json.loads(one(registrations, "BucketPolicy").inputs["policy"])["Statement"]
+    tls_only = {
+        "Effect": "Deny",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    if not any({k: s.get(k) for k in tls_only} == tls_only for s in statements):
+        problems.append(f"no TLS-only statement in {statements}")
+    rule = one(registrations, "BucketLifecycleConfiguration").inputs["rules"][0]
+    expiry = {
+        "status": rule["status"],
+        "filter": rule["filter"],
+        "expiration": rule["expiration"]["days"],
+        "noncurrent": (rule.get("noncurrentVersionExpiration") or {}).get("noncurrentDays"),
+    }
+    wanted = {"status": "Enabled", "filter": {"prefix": ""}, "expiration": days}
+    if expiry != wanted | {"noncurrent": days if versioned else None}:
+        problems.append(f"lifecycle {expiry}, not expiry after {days} days")
+    problems += [
+        f"{r.urn}: on another bucket"
+        for r in registrations
+        if r is not bucket and r.inputs["bucket"] != f"{bucket.name}_id"
+    ]
+    return problems
+
+
 @pytest.mark.orr("4.4-06")
 @pulumi_test
 def test_orr_4_4_06_backups_in_s3_versioned_encrypted_private_tls_only_30_days(
@@ -213,40 +282,74 @@ def test_orr_4_4_06_backups_in_s3_versioned_encrypted_private_tls_only_30_days(
     run, cfg = cloud("prod")
     assert cfg.database is not None
     days = cfg.database.backup.retention_days
+    assert days == 30
 
     def check(everything: list[Registration]) -> None:
-        registrations = backups(everything)
-        bucket = one(registrations, "Bucket")
-        bucket_id = f"{bucket.name}_id"
-        assert bucket.inputs["forceDestroy"] is False
-        block = one(registrations, "BucketPublicAccessBlock").inputs
-        assert all(
-            block[k] is True
-            for k in (
-                "blockPublicAcls",
-                "blockPublicPolicy",
-                "ignorePublicAcls",
-                "restrictPublicBuckets",
-            )
-        )
-        versioning = one(registrations, "BucketVersioning").inputs
-        assert versioning["versioningConfiguration"] == {"status": "Enabled"}
-        sse = one(registrations, "BucketServerSideEncryptionConfiguration").inputs["rules"][0]
-        assert sse["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
-        assert sse["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"].endswith("-data")
-        policy = json.loads(one(registrations, "BucketPolicy").inputs["policy"])
-        deny = policy["Statement"][0]
-        assert deny["Effect"] == "Deny"
-        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        rule = one(registrations, "BucketLifecycleConfiguration").inputs["rules"][0]
-        assert rule["status"] == "Enabled"
-        assert rule["filter"] == {"prefix": ""}
-        assert rule["expiration"]["days"] == days == 30
-        assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == days
-        for kind in ("BucketPublicAccessBlock", "BucketVersioning", "BucketPolicy"):
-            assert one(registrations, kind).inputs["bucket"] == bucket_id, kind
+        assert bucket_problems(everything, "-backups", "-data", days, versioned=True) == []
 
     return run.check(check)
+
+
+def log_bucket_problems(cfg: EnvConfig, everything: Sequence[Registration]) -> list[str]:
+    """Loki's bucket: unversioned on purpose (the compactor's deletes really delete), its own
+    rotating key, expiry a margin after the retention of :mod:`cap_ops.log_store`."""
+    return bucket_problems(everything, "-logs", "-logs", EXPIRY_DAYS, versioned=False)
+
+
+EXPIRY_DAYS = log_store.RETENTION_DAYS + LOG_EXPIRY_MARGIN_DAYS
+"""Logs are kept their 90 days, then the bucket deletes what the compactor left."""
+
+
+def _inputs_of(
+    kind: str, name: str, edit: Callable[[dict[str, Any]], object]
+) -> Callable[[list[Registration]], list[Registration]]:
+    """A bad input: ``edit`` applied to the inputs of every ``kind`` whose name ends in ``name``."""
+
+    def apply(registrations: list[Registration]) -> list[Registration]:
+        def edited(r: Registration) -> Registration:
+            if r.type.rsplit(":", 1)[-1] != kind or not r.name.endswith(name):
+                return r
+            inputs = json.loads(json.dumps(r.inputs))
+            edit(inputs)
+            return replace(r, inputs=inputs)
+
+        return [edited(r) for r in registrations]
+
+    return apply
+
+
+def _versioned(registrations: list[Registration]) -> list[Registration]:
+    """The log bucket with the backup bucket's versioning, re-pointed at it."""
+    (versioning,) = of_type(backups(registrations), "BucketVersioning")
+    bucket = one(logs(registrations), "Bucket")
+    added = replace(
+        versioning, name=bucket.name, inputs={**versioning.inputs, "bucket": f"{bucket.name}_id"}
+    )
+    return [*registrations, added]
+
+
+BAD_LOG_BUCKETS: dict[str, Callable[[list[Registration]], list[Registration]]] = {
+    "versioned": _versioned,
+    "expiry-30-days": _inputs_of(
+        "BucketLifecycleConfiguration",
+        "-logs",
+        lambda i: i["rules"][0]["expiration"].update(days=30),
+    ),
+    "public-policy-allowed": _inputs_of(
+        "BucketPublicAccessBlock", "-logs", lambda i: i.update(blockPublicPolicy=False)
+    ),
+    "plain-http-allowed": _inputs_of(
+        "BucketPolicy", "-logs", lambda i: i.update(policy=json.dumps({"Statement": []}))
+    ),
+    "aes256": _inputs_of(
+        "BucketServerSideEncryptionConfiguration",
+        "-logs",
+        lambda i: i["rules"][0].update(
+            applyServerSideEncryptionByDefault={"sseAlgorithm": "AES256"}
+        ),
+    ),
+    "key-not-rotated": _inputs_of("Key", "-logs", lambda i: i.update(enableKeyRotation=False)),
+}
 
 
 @pytest.mark.orr("1.1-07")
@@ -263,8 +366,6 @@ def test_orr_1_1_07_limit_ranges_in_the_prod_model(
 
 
 # --- the control plane and nodes, every eks stack ------------------------------------------------
-
-EKS_ENVS = pytest.mark.parametrize("env", ["staging", "prod"])
 
 
 @EKS_ENVS
@@ -293,6 +394,16 @@ def test_control_plane_endpoint_logs_and_node_template(
         assert (scaling["minSize"], scaling["desiredSize"], scaling["maxSize"]) == wanted
 
     return run.check(check)
+
+
+API_AUDIT_LOGS = {"api", "audit"}
+"""The control-plane logs that record every request to the Kubernetes API and who made it
+(CloudWatch Logs, ``/aws/eks/<cluster>/cluster``): every kubectl change."""
+
+
+def audit_log_problems(cfg: EnvConfig, registrations: Sequence[Registration]) -> list[str]:
+    enabled = set(one(registrations, "Cluster").inputs.get("enabledClusterLogTypes") or [])
+    return [f"control-plane log {t!r} off" for t in sorted(API_AUDIT_LOGS - enabled)]
 
 
 @EKS_ENVS
@@ -389,6 +500,62 @@ def test_every_identity_policy_is_least_privilege(
     return run.check(check)
 
 
+def logs_role_problems(cfg: EnvConfig, registrations: Sequence[Registration]) -> list[str]:
+    """Loki's role: assumed only by Loki's service account, allowed the log bucket, its objects
+    and its key, every one of them and nothing else."""
+    name = f"cap-verifier-{cfg.env}-logs"
+    (role,) = [r for r in of_type(registrations, "Role") if r.name == name]
+    (policy,) = [p for p in of_type(registrations, "RolePolicy") if p.name == name]
+    problems: list[str] = []
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    subjects = [
+        v for t in trust for k, v in t["Condition"]["StringEquals"].items() if k.endswith(":sub")
+    ]
+    wanted = f"system:serviceaccount:{loki.NAMESPACE}:{loki.SERVICE_ACCOUNT}"
+    if len(trust) != 1 or subjects != [wanted]:
+        problems.append(f"trusted by {subjects}, not only {wanted}")
+    document = json.loads(policy.inputs["policy"])
+    allowed = allowed_resources(cfg, registrations)[name]
+    problems += scope_problems(document, allowed)
+    named = {r for s in document["Statement"] for r in s["Resource"]}
+    if named != set(allowed):
+        problems.append(f"policy on {sorted(named)}, not {sorted(allowed)}")
+    return problems
+
+
+def _trusted_by(subject: str) -> Callable[[dict[str, Any]], None]:
+    def edit(inputs: dict[str, Any]) -> None:
+        trust = json.loads(inputs["assumeRolePolicy"])
+        condition = trust["Statement"][0]["Condition"]["StringEquals"]
+        for key in [k for k in condition if k.endswith(":sub")]:
+            condition[key] = subject
+        inputs["assumeRolePolicy"] = json.dumps(trust)
+
+    return edit
+
+
+def _also_on(resource: str) -> Callable[[dict[str, Any]], None]:
+    def edit(inputs: dict[str, Any]) -> None:
+        document = json.loads(inputs["policy"])
+        document["Statement"][0]["Resource"].append(resource)
+        inputs["policy"] = json.dumps(document)
+
+    return edit
+
+
+BAD_LOGS_ROLES: dict[str, Callable[[list[Registration]], list[Registration]]] = {
+    "another-service-account": _inputs_of(
+        "Role", "-logs", _trusted_by("system:serviceaccount:logging:alloy")
+    ),
+    "every-service-account": _inputs_of(
+        "Role", "-logs", _trusted_by("system:serviceaccount:logging:*")
+    ),
+    "the-backup-bucket-too": _inputs_of(
+        "RolePolicy", "-logs", _also_on("arn:aws:s3:::cap-verifier-prod-backups-0123abcd/*")
+    ),
+}
+
+
 WIDENINGS: dict[str, Callable[[dict[str, Any]], None]] = {
     "wildcard action": lambda d: d["Statement"][0].update(Action=["s3:*"]),
     "whole bucket": lambda d: d["Statement"][0].update(Resource=["arn:aws:s3:::*"]),
@@ -419,3 +586,68 @@ def test_a_widened_policy_fails_the_same_check(
         assert all(backup.urn in p for p in problems), problems
 
     return run.check(check)
+
+
+# --- the logging stack's cloud side and the API audit log, each with the bad inputs it catches ---
+
+Edit = Callable[[list[Registration]], list[Registration]]
+
+
+@dataclass(frozen=True)
+class CloudCheck:
+    problems: Callable[[EnvConfig, Sequence[Registration]], list[str]]
+    orr: tuple[str, ...]
+    bad: Mapping[str, Edit]
+
+
+def _without_audit(inputs: dict[str, Any]) -> None:
+    inputs["enabledClusterLogTypes"].remove("audit")
+
+
+CLOUD_CHECKS: dict[str, CloudCheck] = {
+    "log-bucket": CloudCheck(log_bucket_problems, ("3.4-08", "7.1-05"), BAD_LOG_BUCKETS),
+    "logs-role": CloudCheck(logs_role_problems, (), BAD_LOGS_ROLES),
+    "api-audit-log": CloudCheck(
+        audit_log_problems, ("7.2-06",), {"no-audit": _inputs_of("Cluster", "", _without_audit)}
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("check", "env"),
+    [
+        pytest.param(
+            name, env, id=f"{name}-{env}", marks=[pytest.mark.orr(*c.orr)] if c.orr else []
+        )
+        for name, c in CLOUD_CHECKS.items()
+        for env in ("staging", "prod")
+    ],
+)
+@pulumi_test
+def test_log_bucket_logs_role_and_api_audit_log(
+    cloud: Callable[..., tuple[Run, EnvConfig]], check: str, env: str
+) -> Any:
+    """ORR 3.4-08 and 7.1-05: the log bucket keeps its 90 days under its own rotating key;
+    Loki's role reaches that bucket only; ORR 7.2-06: the API server and audit logs are on."""
+    run, cfg = cloud(env)
+
+    def policy(registrations: list[Registration]) -> None:
+        assert CLOUD_CHECKS[check].problems(cfg, registrations) == []
+
+    return run.check(policy)
+
+
+@pytest.mark.parametrize(
+    ("check", "bad"),
+    [pytest.param(n, bad, id=f"{n}-{bad}") for n, c in CLOUD_CHECKS.items() for bad in c.bad],
+)
+@pulumi_test
+def test_a_weaker_log_bucket_role_or_audit_log_is_caught(
+    cloud: Callable[..., tuple[Run, EnvConfig]], check: str, bad: str
+) -> Any:
+    run, cfg = cloud("prod")
+
+    def policy(registrations: list[Registration]) -> None:
+        assert CLOUD_CHECKS[check].problems(cfg, CLOUD_CHECKS[check].bad[bad](registrations))
+
+    return run.check(policy)
