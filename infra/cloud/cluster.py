@@ -2,7 +2,9 @@
 
 The control plane runs the configured version, answers on its public endpoint only from the
 configured CIDRs (and privately in the VPC), logs every control-plane log type (``audit`` is
-ORR 7.2's kubectl audit log) and envelope-encrypts Secrets with a customer-managed KMS key
+ORR 7.2's kubectl audit log) into a log group of its own kept as long as every other log
+(:data:`cap_ops.log_store.RETENTION_DAYS`; EKS would otherwise create one kept forever) and
+envelope-encrypts Secrets with a customer-managed KMS key
 that rotates. The node group spreads over the private subnets of the three zones; its launch
 template requires IMDSv2 and encrypts the root volume.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from cap_ops import log_store
 from infra.cloud.keys import rotating_key
 from infra.cloud.network import Network
 from infra.cloud.policies import service_trust
@@ -34,6 +37,7 @@ HOP_LIMIT = 2  # IMDSv2 reachable from pods that need it through the node (e.g. 
 @dataclass(frozen=True)
 class EksCluster:
     key: aws.kms.Key
+    control_plane_logs: aws.cloudwatch.LogGroup
     cluster: aws.eks.Cluster
     oidc: aws.iam.OpenIdConnectProvider
     node_role: aws.iam.Role
@@ -48,6 +52,11 @@ class EksCluster:
 def issuer_of(cluster: aws.eks.Cluster) -> pulumi.Output[str]:
     """The cluster's OIDC issuer URL (IRSA)."""
     return cluster.identities.apply(lambda ids: str(ids[0].oidcs[0].issuer))  # type: ignore[index]
+
+
+def control_plane_log_group(cluster_name: str) -> str:
+    """The CloudWatch log group EKS writes a cluster's control-plane logs to."""
+    return f"/aws/eks/{cluster_name}/cluster"
 
 
 def _role(
@@ -69,6 +78,13 @@ def eks_cluster(
         f"{name}-secrets", f"Envelope encryption of the Kubernetes Secrets of {name}", keep
     )
     cluster_role = _role(f"{name}-cluster", "eks.amazonaws.com", CLUSTER_POLICIES, opts)
+    # The name EKS writes to: made first, so that EKS finds it instead of making its own.
+    logs = aws.cloudwatch.LogGroup(
+        f"{name}-control-plane",
+        name=control_plane_log_group(name),
+        retention_in_days=log_store.RETENTION_DAYS,
+        opts=opts,
+    )
     cluster = aws.eks.Cluster(
         name,
         name=name,
@@ -86,7 +102,9 @@ def eks_cluster(
             provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
         ),
         access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API"),
-        opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=net.endpoints)),
+        opts=pulumi.ResourceOptions.merge(
+            keep, pulumi.ResourceOptions(depends_on=[*net.endpoints, logs])
+        ),
     )
     oidc = aws.iam.OpenIdConnectProvider(
         name, url=issuer_of(cluster), client_id_lists=["sts.amazonaws.com"], opts=opts
@@ -129,7 +147,7 @@ def eks_cluster(
         ),
         opts=opts,
     )
-    return EksCluster(key, cluster, oidc, node_role, template, nodes)
+    return EksCluster(key, logs, cluster, oidc, node_role, template, nodes)
 
 
 def kubeconfig(cluster: aws.eks.Cluster, region: str) -> pulumi.Output[str]:

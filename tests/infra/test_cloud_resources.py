@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from infra.cloud.cluster import control_plane_log_group
 from infra.cloud.component import EksEnvironment
 from infra.cloud.instances import INSTANCE_TYPES, MIN_NODE
 from infra.cloud.network import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
@@ -402,8 +403,17 @@ API_AUDIT_LOGS = {"api", "audit"}
 
 
 def audit_log_problems(cfg: EnvConfig, registrations: Sequence[Registration]) -> list[str]:
-    enabled = set(one(registrations, "Cluster").inputs.get("enabledClusterLogTypes") or [])
-    return [f"control-plane log {t!r} off" for t in sorted(API_AUDIT_LOGS - enabled)]
+    """The API and audit logs are on, into the cluster's own log group, kept the logs' time."""
+    cluster = one(registrations, "Cluster")
+    enabled = set(cluster.inputs.get("enabledClusterLogTypes") or [])
+    problems = [f"control-plane log {t!r} off" for t in sorted(API_AUDIT_LOGS - enabled)]
+    groups = {r.inputs.get("name"): r.inputs for r in of_type(registrations, "LogGroup")}
+    group = groups.get(control_plane_log_group(cluster.inputs["name"]))
+    if group is None:
+        problems.append("no log group of the cluster's: EKS makes one kept forever")
+    elif group.get("retentionInDays") != log_store.RETENTION_DAYS:
+        problems.append(f"control-plane logs kept {group.get('retentionInDays')} days")
+    return problems
 
 
 @EKS_ENVS
@@ -604,11 +614,20 @@ def _without_audit(inputs: dict[str, Any]) -> None:
     inputs["enabledClusterLogTypes"].remove("audit")
 
 
+def _kept_forever(inputs: dict[str, Any]) -> None:
+    inputs.pop("retentionInDays", None)
+
+
 CLOUD_CHECKS: dict[str, CloudCheck] = {
     "log-bucket": CloudCheck(log_bucket_problems, ("3.4-08", "7.1-05"), BAD_LOG_BUCKETS),
     "logs-role": CloudCheck(logs_role_problems, (), BAD_LOGS_ROLES),
     "api-audit-log": CloudCheck(
-        audit_log_problems, ("7.2-06",), {"no-audit": _inputs_of("Cluster", "", _without_audit)}
+        audit_log_problems,
+        ("7.2-06", "7.1-02"),
+        {
+            "no-audit": _inputs_of("Cluster", "", _without_audit),
+            "kept-forever": _inputs_of("LogGroup", "control-plane", _kept_forever),
+        },
     ),
 }
 
