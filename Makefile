@@ -16,7 +16,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
+.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -114,6 +114,11 @@ test-page: $(SYNCED) ## test alert (ORR 3.3-09, 4.2 verification): a synthetic P
 
 smoke: $(SYNCED) ## ORR 5.1 smoke checks: ENV=local (default) or URL= TOKEN_URL= CLIENT_ID= CLIENT_SECRET=
 	$(BIN)/python -m cap_ops.smoke
+
+# The promotion gate (cap_ops.promote): staging takes only dev's digest, prod only staging's.
+VERSION ?=
+promote: $(SYNCED) ## write DIGEST=sha256:... into Pulumi.<ENV>.yaml and render deploy/<ENV>/ (VERSION= for dev)
+	$(BIN)/python -m cap_ops.promote '$(ENV)' '$(DIGEST)' $(if $(VERSION),--version '$(VERSION)')
 
 # Selections of `make logs`; empty means all.
 REQUEST_ID ?=
