@@ -17,6 +17,11 @@ import jsonschema
 from cap_ops import crds
 
 _GO_FLAGS = re.compile(r"^\^\(\?([a-z]+)\)")
+_IMPLICIT_ROOT = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {"type": "object"},
+}
 
 
 class NoSchemaError(LookupError):
@@ -69,6 +74,9 @@ def validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
     if version not in served:
         raise NoSchemaError(f"{kind}: version {version} not served (served: {sorted(served)})")
     schema = _strict(served[version]["schema"]["openAPIV3Schema"])
+    # The API server accepts these on every object whether the schema lists them or not
+    # (policy.sigstore.dev's CRDs list only spec and status); it checks metadata itself.
+    schema["properties"] = {**_IMPLICIT_ROOT, **schema.get("properties", {})}
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     _compile_patterns(schema, kind)
     return cls(schema)
