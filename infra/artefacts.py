@@ -1,8 +1,9 @@
-"""The generated monitoring artefacts that the model embeds, read once at the edge.
+"""The committed files that the model embeds, read once at the edge.
 
 ``model(cfg, artefacts)`` does no file I/O: the callers at the edge (``make render``, the Pulumi
-entry point, the test fixtures) read the rule files, the Alertmanager routing, the dashboards and
-the monitoring table here, into one frozen :class:`Artefacts` value.
+entry point, the test fixtures) read the rule files, the Alertmanager routing, the dashboards,
+the monitoring table and the image-signing public key here, into one frozen :class:`Artefacts`
+value.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 from cap_ops import monitoring
 from cap_ops.monitoring import Monitoring
 from cap_verifier.typed_yaml import ConfigError, read_yaml
@@ -21,6 +24,9 @@ from infra.config import REPO_ROOT
 
 RULES_GLOB = "*.rules.yaml"
 DASHBOARDS_GLOB = "*.json"
+COSIGN_PUBLIC_KEY = "keys/cosign.pub"
+"""The public half of the key that signs the service's images (``make sign``), relative to the
+repository; the admission policy trusts it and nothing else."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class Artefacts:
     """``(file name, JSON text)`` of every ``dashboards/*.json``, in file-name order."""
     monitoring: Monitoring
     """The monitoring table (``alerts/config.yaml``): the canary's limits come from it."""
+    cosign_public_key: str
+    """The PEM text of :data:`COSIGN_PUBLIC_KEY`, as committed."""
 
 
 def _rule_groups(directory: Path) -> tuple[Mapping[str, Any], ...]:
@@ -61,6 +69,16 @@ def _dashboards(directory: Path) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+def _public_key(path: Path) -> str:
+    """The PEM public key at ``path``; anything else (a private key too) is a ConfigError."""
+    try:
+        text = path.read_text(encoding="ascii")
+        load_pem_public_key(text.encode("ascii"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{COSIGN_PUBLIC_KEY}: not a PEM public key: {exc}") from None
+    return text
+
+
 def load(root: Path = REPO_ROOT) -> Artefacts:
     """Read every artefact under ``root``; a missing or broken one is a one-line ConfigError."""
     alerts = root / "alerts"
@@ -78,4 +96,5 @@ def load(root: Path = REPO_ROOT) -> Artefacts:
         alertmanager=alertmanager,
         dashboards=_dashboards(root / "dashboards"),
         monitoring=table,
+        cosign_public_key=_public_key(root / COSIGN_PUBLIC_KEY),
     )

@@ -312,6 +312,39 @@ METRICS_SERVER = Chart(
     sync_wave=WAVE_CONTROLLERS,
 )
 
+# The admission webhook of policy-controller only sees namespaces labelled so (opt-in).
+POLICY_INCLUDE_LABEL = "policy.sigstore.dev/include"
+# Chart 0.10.6 is the newest in sigstore/helm-charts and ships app 0.13.1; its CRDs are the same
+# as v0.15.1's (upstream's config/300-*.yaml are byte-identical from v0.13.1 to v0.15.1), so only
+# the webhook's image is moved to v0.15.1. No registry is reachable here to resolve its digest:
+# pin `crane digest ghcr.io/sigstore/policy-controller/policy-controller:v0.15.1` when one is.
+POLICY_CONTROLLER = Chart(
+    name="policy-controller",
+    namespace="cosign-system",
+    repo_url="https://sigstore.github.io/helm-charts",
+    chart="policy-controller",
+    version="0.10.6",
+    app_version="v0.15.1",
+    sync_wave=WAVE_CONTROLLERS,
+    server_side_apply=True,
+    values={
+        "installCRDs": True,
+        "webhook": {
+            "image": {"version": "v0.15.1"},
+            # An image of a labelled namespace that no ClusterImagePolicy matches is refused
+            # (the controller's default, stated).
+            "configData": {"no-match-policy": "deny"},
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {"key": POLICY_INCLUDE_LABEL, "operator": "In", "values": ["true"]}
+                ]
+            },
+            "failurePolicy": "Fail",
+        },
+        "serviceMonitor": {"enabled": True},
+    },
+)
+
 GRAFANA_HELM_REPO = "https://grafana.github.io/helm-charts"
 
 
@@ -378,6 +411,7 @@ PLATFORM_CHARTS: tuple[Chart, ...] = (
     ARGO_ROLLOUTS,
     CLOUDNATIVE_PG,
     EXTERNAL_SECRETS,
+    POLICY_CONTROLLER,
     METRICS_SERVER,
     LOKI,
     ALLOY,

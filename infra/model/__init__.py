@@ -18,6 +18,7 @@ from infra.charts import (
 )
 from infra.config import EnvConfig
 from infra.model import (
+    admission,
     audit,
     certs,
     dashboards,
@@ -43,8 +44,11 @@ __all__ = [
 
 WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"
-# Cluster-wide custom resources other objects refer to.
-_PLATFORM_KINDS = frozenset({"GatewayClass", "ClusterIssuer", "ClusterSecretStore"})
+# Cluster-wide custom resources other objects refer to, or that admit the pods of the namespaces
+# that follow them (ClusterImagePolicy).
+_PLATFORM_KINDS = frozenset(
+    {"GatewayClass", "ClusterIssuer", "ClusterSecretStore", "ClusterImagePolicy"}
+)
 _SERVICE_KINDS = frozenset(
     {
         "Deployment",
@@ -81,6 +85,7 @@ def model(cfg: EnvConfig, artefacts: Artefacts) -> list[Manifest]:
     """Plain manifests for ``cfg``, embedding the generated ``artefacts``."""
     objects = [
         *namespace.objects(cfg),
+        *admission.objects(cfg, artefacts),
         *network.objects(cfg),
         *secrets.objects(cfg),
         *database.objects(cfg),

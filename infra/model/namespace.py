@@ -1,9 +1,10 @@
-"""Namespace (Pod Security "restricted"), ResourceQuota and LimitRange."""
+"""Namespace (Pod Security "restricted", image admission), ResourceQuota and LimitRange."""
 
 from __future__ import annotations
 
 import re
 
+from infra.charts import POLICY_INCLUDE_LABEL
 from infra.config import EnvConfig
 from infra.model.common import APP, Manifest, labels, metadata
 
@@ -20,7 +21,11 @@ def _scale(quantity: str, factor: int) -> str:
 
 
 def namespace(cfg: EnvConfig) -> Manifest:
-    return restricted_namespace(cfg, cfg.namespace)
+    """The service's namespace, where policy-controller admits only signed images
+    (:mod:`infra.model.admission`)."""
+    ns = restricted_namespace(cfg, cfg.namespace)
+    ns["metadata"]["labels"][POLICY_INCLUDE_LABEL] = "true"
+    return ns
 
 
 def restricted_namespace(cfg: EnvConfig, name: str) -> Manifest:

@@ -6,7 +6,9 @@ only) authenticates as a dedicated ServiceAccount bound to an IAM role that read
 
 - ``<prefix>/oauth2``: ``client_id``, ``client_secret`` (ORR 2.3-01, ``cap-verifier-oauth2``);
 - ``<prefix>/registry``: ``password`` of the database owner ``cap_verifier`` (PostgreSQL only);
-- ``<prefix>/client-ca``: ``ca.crt``, the client CA bundle (mTLS only, ORR 2.3-03).
+- ``<prefix>/client-ca``: ``ca.crt``, the client CA bundle (mTLS only, ORR 2.3-03);
+- ``<prefix>/image-pull``: ``username``, ``password`` of the image registry, read-only (clusters
+  other than EKS only, :func:`pulls_with_secret`; ORR 2.4-06).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ REGISTRY_SECRET = f"{APP}-registry"
 REGISTRY_URL_KEY = "url"
 DATABASE_OWNER = "cap_verifier"
 DATABASE_CREDENTIALS = f"{APP}-db-owner"
+IMAGE_PULL_SECRET = f"{APP}-image-pull"
+DOCKER_CONFIG_TYPE = "kubernetes.io/dockerconfigjson"
+DOCKER_HUB = "https://index.docker.io/v1/"
 REFRESH = "1h"
 
 
@@ -105,6 +110,33 @@ def external_secret(
     }
 
 
+def pulls_with_secret(cfg: EnvConfig) -> bool:
+    """Whether the service's pulls authenticate with an imagePullSecret.
+
+    On EKS they need none: the nodes' role reads the environment's ECR repository
+    (``AmazonEC2ContainerRegistryReadOnly``, :mod:`infra.cloud.cluster`) and nothing else may. The
+    nodes of an ``existing`` cluster carry no identity this program grants, so the registry's
+    credentials come from Secrets Manager into :data:`IMAGE_PULL_SECRET`, which the service's
+    ServiceAccount lists (its pods and policy-controller's digest lookups use it).
+    """
+    return cfg.cluster.provider != "eks"
+
+
+def registry_host(cfg: EnvConfig) -> str:
+    """The registry of ``image.repository``, as a Docker config names it."""
+    first, _, rest = cfg.image.repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return DOCKER_HUB
+
+
+def docker_config_template(cfg: EnvConfig) -> str:
+    """``.dockerconfigjson`` for the registry, the credentials spliced in by External Secrets
+    (base64 ``user:password``, which needs no JSON escaping)."""
+    auth = '{{ printf "%s:%s" .username .password | b64enc }}'
+    return f'{{"auths":{{"{registry_host(cfg)}":{{"auth":"{auth}"}}}}}}'
+
+
 def registry_url_template(cfg: EnvConfig) -> str:
     """``registry_url`` with the password spliced in by the External Secrets template engine."""
     parts = urlsplit(cfg.registry.url)
@@ -152,6 +184,21 @@ def objects(cfg: EnvConfig) -> list[Manifest]:
                     "type": "kubernetes.io/basic-auth",
                     "engineVersion": "v2",
                     "data": {"username": DATABASE_OWNER, "password": "{{ .password }}"},
+                },
+            )
+        )
+    if pulls_with_secret(cfg):
+        out.append(
+            external_secret(
+                cfg,
+                IMAGE_PULL_SECRET,
+                cfg.namespace,
+                "image-pull",
+                {"username": "username", "password": "password"},
+                template={
+                    "type": DOCKER_CONFIG_TYPE,
+                    "engineVersion": "v2",
+                    "data": {".dockerconfigjson": docker_config_template(cfg)},
                 },
             )
         )

@@ -23,7 +23,12 @@ from infra.model.common import (
     metadata,
     selector_labels,
 )
-from infra.model.secrets import REGISTRY_SECRET, REGISTRY_URL_KEY
+from infra.model.secrets import (
+    IMAGE_PULL_SECRET,
+    REGISTRY_SECRET,
+    REGISTRY_URL_KEY,
+    pulls_with_secret,
+)
 
 CONFIG_MAP = f"{APP}-config"
 REGISTRY_PVC = f"{APP}-registry"
@@ -88,12 +93,16 @@ def service_config_text(cfg: EnvConfig) -> str:
 
 
 def service_account(cfg: EnvConfig) -> Manifest:
-    return {
+    """The pods' identity; it carries the registry credentials where nodes have none."""
+    account: Manifest = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": metadata(cfg, APP),
         "automountServiceAccountToken": False,
     }
+    if pulls_with_secret(cfg):
+        account["imagePullSecrets"] = [{"name": IMAGE_PULL_SECRET}]
+    return account
 
 
 def config_map(cfg: EnvConfig) -> Manifest:

@@ -21,7 +21,9 @@ RESTRICTED_VOLUME_TYPES = {
 }
 # Kinds without a namespace; every other object must live in cap-verifier (or, for PostgreSQL,
 # in the database's own namespace).
-CLUSTER_SCOPED = frozenset({"Namespace", "ClusterIssuer", "GatewayClass", "ClusterSecretStore"})
+CLUSTER_SCOPED = frozenset(
+    {"Namespace", "ClusterIssuer", "GatewayClass", "ClusterSecretStore", "ClusterImagePolicy"}
+)
 WORKLOAD_KINDS = ("Deployment", "Rollout")
 CREDENTIAL = re.compile(r"-----BEGIN |://[^/\s:@\"']+:[^/\s@\"']+@")
 SECRET_WORDS = ("password", "secret", "token", "private", "BEGIN ", "client_secret")

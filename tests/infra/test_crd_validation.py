@@ -36,6 +36,7 @@ CUSTOM_KINDS = {
     "BackendTrafficPolicy",
     "Certificate",
     "ClientTrafficPolicy",
+    "ClusterImagePolicy",
     "ClusterIssuer",
     "ClusterSecretStore",
     "ExternalSecret",
@@ -109,6 +110,12 @@ def test_unknown_kind_has_no_schema() -> None:
         ("Certificate", lambda s: s.pop("issuerRef"), "spec"),
         ("ServiceMonitor", lambda s: s["endpoints"][0].update(interval="30 seconds"), "spec"),
         ("PrometheusRule", lambda s: s["groups"][0].pop("name"), "spec.groups.0"),
+        (
+            "ClusterImagePolicy",
+            lambda s: s["authorities"][0]["key"].update(pem="-----BEGIN PUBLIC KEY-----"),
+            "spec.authorities.0.key",
+        ),
+        ("ClusterImagePolicy", lambda s: s.update(images="registry/*"), "spec.images"),
     ],
 )
 def test_bad_custom_resource_fails(
