@@ -10,13 +10,18 @@ SYNCED := $(VENV)/.synced
 CHECKOV_STAMP := $(TOOLS)/checkov/.installed
 COLLECTIONS_STAMP := $(TOOLS)/ansible/collections/.installed
 LOGQL_STAMP := $(TOOLS)/logql/.installed
+COSIGN_STAMP := $(TOOLS)/cosign/.installed
+# cosign: the pinned Debian package (tools/cosign/cosign.lock) unless COSIGN=<path> names one
+# the CI installed itself.
+COSIGN ?=
+COSIGN_DEP := $(if $(COSIGN),,$(COSIGN_STAMP))
 PYTEST_ARGS ?=
 # pytest-xdist workers (0: one process); the local-environment tests stay on one worker.
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache clean
+.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache image-base image cosign signing-key sign verify-image scan clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -88,10 +93,10 @@ typecheck: $(SYNCED) ## mypy --strict on the packages, generators, infra/, bench
 	  MYPYPATH=$$dir $(BIN)/mypy --strict $$dir || exit 1; \
 	done
 
-test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) $(LOGQL_STAMP) ## the whole suite: lint, types, pytest
+test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) $(LOGQL_STAMP) $(COSIGN_DEP) ## the whole suite: lint, types, pytest
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) $(LOGQL_STAMP) ## pytest without lint, types, slow and local-environment tests
+test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) $(LOGQL_STAMP) $(COSIGN_DEP) ## pytest without lint, types, slow and local-environment tests
 	$(PYTEST) -m "not slow and not localenv" $(PYTEST_ARGS)
 
 checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
@@ -155,6 +160,38 @@ rotate-tls-check: $(SYNCED) $(COLLECTIONS_STAMP) ## days to expiry of every cert
 
 flush-cache: $(SYNCED) $(COLLECTIONS_STAMP) ## empty the compiled-policy cache (rolling restart)
 	$(PLAYBOOK) flush-cache.yml $(ANSIBLE_ARGS)
+
+# The service image, built with buildah on Debian bases made here by mmdebstrap (no registry);
+# buildah and podman keep their state in .local/containers/ (tools/cap_ops/image/).
+NO_CACHE ?=
+image-base: $(SYNCED) ## the image's two Debian bases (mmdebstrap, reproducible), made if missing
+	$(BIN)/python -m cap_ops.image base
+
+image: $(SYNCED) ## build service/Dockerfile (buildah), record it in .local/image/image.json; NO_CACHE=1 rebuilds every layer
+	$(BIN)/python -m cap_ops.image build $(if $(NO_CACHE),--no-cache)
+
+# The image's supply chain (docs/supply-chain.md): IMAGE=REPO@sha256:... and SBOM=FILE sign or
+# verify an image already in a registry (CI).
+IMAGE ?=
+SBOM ?=
+
+$(COSIGN_STAMP): tools/cosign/cosign.lock | $(SYNCED)
+	$(BIN)/python -m cap_ops.image.cosign
+	@touch $@
+
+cosign: $(COSIGN_STAMP) ## the pinned cosign (Debian 13's package, sha256 in tools/cosign/cosign.lock) into .tools/cosign
+
+signing-key: $(SYNCED) $(COSIGN_DEP) ## a new cosign key pair: private key in .local/cosign/ (0600, never in git), public key to keys/cosign.pub
+	COSIGN=$(COSIGN) $(BIN)/python -m cap_ops.image.sign signing-key
+
+sign: $(SYNCED) $(COSIGN_DEP) ## sign the built image by digest in the local registry, attest its SBOM; or IMAGE=REF@DIGEST SBOM=FILE (key: COSIGN_KEY)
+	COSIGN=$(COSIGN) $(BIN)/python -m cap_ops.image.sign sign $(if $(IMAGE),--image '$(IMAGE)') $(if $(SBOM),--sbom '$(SBOM)')
+
+verify-image: $(SYNCED) $(COSIGN_DEP) ## verify the signature and SBOM attestation with keys/cosign.pub (the signed local image, or IMAGE=REF@DIGEST)
+	COSIGN=$(COSIGN) $(BIN)/python -m cap_ops.image.sign verify $(if $(IMAGE),--image '$(IMAGE)')
+
+scan: $(SYNCED) ## the built image: Debian security fixes not applied, pip-audit --strict (no vulnerability data fails)
+	$(BIN)/python -m cap_ops.image.scan
 
 clean: ## remove the environments and caches
 	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .mypy_cache .ruff_cache
