@@ -6,10 +6,19 @@ from infra import gitops
 from infra.artefacts import Artefacts
 from infra.config import EnvConfig
 from infra.model import model
-from infra.policies import delivery, kubernetes
+from infra.policies import delivery, kubernetes, supply_chain
 from infra.policies.registry import POLICIES, Objs, Policy, Scope
 
-__all__ = ["POLICIES", "Objs", "Policy", "delivery", "kubernetes", "objects", "violations"]
+__all__ = [
+    "POLICIES",
+    "Objs",
+    "Policy",
+    "delivery",
+    "kubernetes",
+    "objects",
+    "supply_chain",
+    "violations",
+]
 
 
 def objects(scope: Scope, cfg: EnvConfig, artefacts: Artefacts) -> Objs:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from infra.config import EnvConfig
+from infra.config import DIGEST_ENVIRONMENTS, EnvConfig
+from infra.model import secrets
 
 Objs = list[dict[str, Any]]
 Check = Callable[[Objs, EnvConfig], list[str]]
@@ -49,6 +50,16 @@ def mutual_tls(cfg: EnvConfig) -> bool:
 
 def canary(cfg: EnvConfig) -> bool:
     return cfg.delivery.canary.enabled
+
+
+def pins_digests(cfg: EnvConfig) -> bool:
+    """Staging and prod run their image by digest only; dev may run a tag."""
+    return cfg.env in DIGEST_ENVIRONMENTS
+
+
+def pull_secret(cfg: EnvConfig) -> bool:
+    """Pulls authenticate with an imagePullSecret (not on EKS, whose node role pulls)."""
+    return secrets.pulls_with_secret(cfg)
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ def test_orr_2_3_04_and_7_1_05_secrets_encrypted_at_rest_with_a_rotating_kms_key
     return run.check(check)
 
 
-@pytest.mark.orr("2.4-05")
+@pytest.mark.orr("2.4-05", "2.4-06")  # 2.4-06: the node role, EKS's equivalent of a pull secret
 @pulumi_test
 def test_orr_2_4_05_images_in_a_private_registry_pulled_with_the_node_role(
     cloud: Callable[..., tuple[Run, EnvConfig]],

@@ -108,6 +108,17 @@ def _metric(objs: Objs, name: str) -> dict[str, Any]:
     return found
 
 
+def _container(objs: Objs) -> dict[str, Any]:
+    container: dict[str, Any] = pod_spec(objs)["containers"][0]
+    return container
+
+
+def _by_tag(objs: Objs) -> None:
+    """The service's image by a tag of its own repository instead of its digest."""
+    container = _container(objs)
+    container["image"] = container["image"].partition("@")[0] + ":0.11.0"
+
+
 def _dns_by_namespace_only(objs: Objs) -> None:
     """DNS egress to the whole kube-system namespace instead of kube-dns pods only."""
     egress = one(objs, "NetworkPolicy", "cap-verifier-egress")["spec"]["egress"]
@@ -234,6 +245,17 @@ BAD: dict[str, Bad] = {
     "no_secrets_in_configmaps": misconfigured(
         {"registry.url": "postgresql+psycopg://cap:hunter2@db/cap"}
     ),
+    # 2.4 image security
+    "signed_images_admitted": edit(
+        lambda o: one(o, "ClusterImagePolicy")["spec"].update(
+            authorities=[{"name": "anyone", "keyless": {"url": "https://fulcio.sigstore.dev"}}]
+        )
+    ),
+    "images_from_private_registry": edit(
+        lambda o: _container(o).update(image=f"docker.io/library/python@sha256:{'0' * 64}")
+    ),
+    "images_by_digest": edit(_by_tag),
+    "image_pull_secret": edit(lambda o: one(o, "ServiceAccount", APP).pop("imagePullSecrets")),
     # 8.1 canary
     "canary_configured": edit(lambda o: _route(o)["rules"][0]["backendRefs"].pop()),
     "traffic_split": edit(lambda o: _canary(o)["steps"].pop(0)),
@@ -299,6 +321,8 @@ def test_every_policy_applies_somewhere() -> None:
         (registry.postgresql_registry, ("staging", "prod")),
         (registry.mutual_tls, ("staging", "prod")),
         (registry.canary, ("prod",)),
+        (registry.pins_digests, ("staging", "prod")),
+        (registry.pull_secret, ("dev",)),
     ],
 )
 def test_where_policies_apply(
