@@ -3,8 +3,8 @@
 Every call gets ``CONTAINERS_STORAGE_CONF`` and ``CONTAINERS_CONF`` pointing at files written
 under ``.local/containers/``: images, layers and run state live there, never in the machine's
 ``/var/lib/containers`` or ``/run/containers``. The engine settings are the ones these machines
-need (``docs`` of the recipe: runc, not crun, on a cgroups-v1 hybrid host; cgroupfs; the host's
-network; rlimits no higher than the host allows; overlay storage, vfs being five times slower).
+need: runc (crun fails on their cgroups-v1 hybrid hierarchy), cgroupfs, the host's network,
+rlimits no higher than the host allows, overlay storage (vfs is five times slower).
 """
 
 from __future__ import annotations
