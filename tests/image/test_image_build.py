@@ -157,6 +157,13 @@ def program_problems(listing: Listing) -> list[str]:
     ]
 
 
+def setid_problems(listing: Listing) -> list[str]:
+    """No set-user-ID or set-group-ID program: uid 1000 has no way up to root."""
+    return [
+        f"/{p}: mode {e.mode:o}" for p, e in listing.items() if e.mode & 0o6000 and e.kind == "file"
+    ]
+
+
 def secret_problems(listing: Listing) -> list[str]:
     return [f"/{p}: {', '.join(e.secrets)}" for p, e in listing.items() if e.secrets]
 
@@ -203,6 +210,7 @@ CHECKS: dict[str, Callable[[Listing], list[str]]] = {
     "dev IdP": dev_idp_problems,
     "ops tooling": tooling_problems,
     "programs": program_problems,
+    "setid": setid_problems,
     "secrets": secret_problems,
     "bytecode": bytecode_problems,
     "scanner input": scanner_problems,
@@ -232,6 +240,7 @@ BAD: dict[str, dict[str, Entry]] = {
         "usr/bin/dpkg": Entry("file", 0o755, 0, 0),
         "opt/venv/bin/pip": Entry("file", 0o755, 0, 0),
     },
+    "setid": {"usr/bin/su": Entry("file", 0o4755, 0, 0, "x")},
     "secrets": {
         "etc/cap-verifier/server.key": Entry("file", 0o600, 0, 0, secrets=("private key",))
     },

@@ -9,7 +9,8 @@ machines: to pin the archive state as well, point ``SOURCES`` at a snapshot URL.
 - runtime: the ``essential`` variant plus Python 3, the CA bundle and ``passwd`` (the
   Dockerfile's ``useradd``), then purged with dpkg of what the service never runs (perl,
   debconf, init helpers, openssl's CLI, ...) so that ``/var/lib/dpkg/status`` stays true for
-  the scanner, and finally without dpkg's own programs: no package manager is left.
+  the scanner, and finally without dpkg's own programs (no package manager is left) and
+  without set-user-ID or set-group-ID bits.
 
 Each base is tagged with a hash of its definition: editing it here makes the next build
 rebuild it.
@@ -54,6 +55,8 @@ class BaseImage(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     programs)."""
     remove: tuple[str, ...] = ()
     """Paths (shell globs) removed last, relative to the root."""
+    drop_setid: bool = False
+    """Clear every set-user-ID and set-group-ID bit (su, passwd, ...: nothing to gain root by)."""
 
     @property
     def reference(self) -> str:
@@ -69,6 +72,8 @@ class BaseImage(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         ]
         if self.remove:
             steps.append('cd "$1" && rm -rf -- ' + " ".join(self.remove))
+        if self.drop_setid:
+            steps.append('find "$1" -xdev -type f -perm /6000 -exec chmod ug-s {} +')
         return " && ".join(steps) or None
 
 
@@ -117,6 +122,7 @@ RUNTIME = BaseImage(
         "etc/dpkg",
         "var/cache/debconf",
     ),
+    drop_setid=True,
 )
 
 
