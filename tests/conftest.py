@@ -18,6 +18,8 @@ from support.vectors import LKSG_YAML
 
 __all__ = ["postgres_url", "s3_server"]  # fixtures, shared with every test folder
 
+pytest_plugins = ["cap_ops.orr.evidence"]  # each run writes its ORR evidence (.cache/orr/)
+
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
