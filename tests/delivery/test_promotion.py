@@ -9,28 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from support.git import clone_with_origin, git
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv" / "bin" / "python"
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Pipeline",
-    "GIT_AUTHOR_EMAIL": "pipeline@example.com",
-    "GIT_COMMITTER_NAME": "Pipeline",
-    "GIT_COMMITTER_EMAIL": "pipeline@example.com",
-}
 NEW = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(repo), **IDENTITY},
-    ).stdout
 
 
 def tool(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -63,11 +49,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def clone(template_repo: Path, tmp_path: Path) -> Path:
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(template_repo), str(origin))
-    work = tmp_path / "work"
-    git(tmp_path, "clone", "--quiet", str(origin), str(work))
-    return work
+    return clone_with_origin(template_repo, tmp_path)
 
 
 def changed(work: Path) -> set[str]:

@@ -13,28 +13,13 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from support.git import ISOLATED, clone_with_origin, git
 from support.playbooks import ROOT, Run, extra_vars, playbook_env, run_playbook
 
 pytestmark = pytest.mark.slow
 
 COLLECTIONS = ROOT / ".tools" / "ansible" / "collections"
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "On Call",
-    "GIT_AUTHOR_EMAIL": "oncall@example.com",
-    "GIT_COMMITTER_NAME": "On Call",
-    "GIT_COMMITTER_EMAIL": "oncall@example.com",
-}
 NEW_DIGEST = "sha256:" + "ab" * 32
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=playbook_env(**IDENTITY),
-    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +45,11 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def clone(template_repo: Path, tmp_path: Path) -> Path:
     """A clone whose origin is a bare repository, as on an operator's machine."""
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(template_repo), str(origin))
-    work = tmp_path / "work"
-    git(tmp_path, "clone", "--quiet", str(origin), str(work))
-    return work
+    return clone_with_origin(template_repo, tmp_path)
 
 
 def in_clone(work: Path, name: str, *args: str, inventory: str = "staging") -> Run:
-    env = playbook_env(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), **IDENTITY)
+    env = playbook_env(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), **ISOLATED)
     return run_playbook(
         name, *args, "--skip-tags", "cluster", inventory=inventory, env=env, cwd=work / "playbooks"
     )
