@@ -21,7 +21,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache image-base image cosign signing-key sign verify-image scan clean
+.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache image-base image cosign signing-key sign verify-image scan orr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -192,6 +192,15 @@ verify-image: $(SYNCED) $(COSIGN_DEP) ## verify the signature and SBOM attestati
 
 scan: $(SYNCED) ## the built image: Debian security fixes not applied, pip-audit --strict (no vulnerability data fails)
 	$(BIN)/python -m cap_ops.image.scan
+
+# The ORR report (cap_ops.orr.report), ENV=local by default: GO / NO-GO from the results of a
+# make test of this commit (.cache/orr/results.json, or RESULTS=), or RUN=1 to run the suite
+# first; ALLOW_DIRTY=1 accepts a tree with changes not committed. Exit status 1 on NO-GO.
+RESULTS ?=
+RUN ?=
+ALLOW_DIRTY ?=
+orr: $(SYNCED) ## the ORR Go/No-Go report of this commit: orr-report/<ENV>.{json,md,html} (RUN=1, RESULTS=, ALLOW_DIRTY=1)
+	$(BIN)/python -m cap_ops.orr.report --env '$(or $(ENV),local)' $(if $(RESULTS),--results '$(RESULTS)') $(if $(RUN),--run) $(if $(ALLOW_DIRTY),--allow-dirty)
 
 clean: ## remove the environments and caches
 	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .mypy_cache .ruff_cache
