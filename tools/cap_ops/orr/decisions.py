@@ -63,12 +63,12 @@ class Decision(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         allowed = _REQUIRED[self.kind] + _OPTIONAL.get(self.kind, ())
+        for name in _REQUIRED[self.kind]:
+            if not getattr(self, name):
+                raise ValueError(f"{name}: class {self.kind} needs it")
         for name in ("owner", "step", "plan", "reason", "evidence"):
-            given = bool(getattr(self, name))
-            if name in _REQUIRED[self.kind] and not given:
-                raise ValueError(f"{name}: a {self.kind} needs it")
-            if name not in allowed and given:
-                raise ValueError(f"{name}: not a key of a {self.kind}")
+            if name not in allowed and getattr(self, name):
+                raise ValueError(f"{name}: not a key of class {self.kind}")
 
     @property
     def evidence_tests(self) -> tuple[str, ...]:
