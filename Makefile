@@ -21,7 +21,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache image-base image cosign signing-key sign verify-image scan orr clean
+.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke loadtest promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache image-base image cosign signing-key sign verify-image scan orr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -119,6 +119,13 @@ test-page: $(SYNCED) ## test alert (ORR 3.3-09, 4.2 verification): a synthetic P
 
 smoke: $(SYNCED) ## ORR 5.1 smoke checks: ENV=local (default) or URL= TOKEN_URL= CLIENT_ID= CLIENT_SECRET=
 	$(BIN)/python -m cap_ops.smoke
+
+# The ORR 5.1 spot load test (cap_ops.loadtest), the target as for make smoke; the report in
+# orr-report/loadtest-<ENV>.json and .png.
+DURATION ?= 5m
+RATE ?= 10
+loadtest: $(SYNCED) ## ORR 5.1 spot load test, RATE=10/s for DURATION=5m: ENV=local (default) or ENV=<name> URL= TOKEN_URL= CLIENT_ID= CLIENT_SECRET=
+	$(BIN)/python -m cap_ops.loadtest --env '$(or $(ENV),local)' --duration '$(DURATION)' --rate '$(RATE)'
 
 # The promotion gate (cap_ops.promote): staging takes only dev's digest, prod only staging's.
 VERSION ?=
