@@ -316,7 +316,7 @@ def _positive(text: str) -> float:
 
 def _duration(text: str) -> float:
     try:
-        value = durations.seconds(text)
+        value = float(durations.seconds(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if not value > 0:
