@@ -107,17 +107,35 @@ pytest-xdist (`make test` runs two workers) one worker runs them all, in order, 
 while the other takes everything else."""
 
 
+IMAGE = "tests/image/"
+"""The image tests: they build the service image once (Debian bases, buildah) and sign, push and
+scan it; one worker runs them together and last, so that the load of a build does not fall on
+the local environment's live paging and load tests, which run at the start of the other
+worker's queue."""
+
+
+def _order(item: pytest.Item) -> int:
+    if item.nodeid.startswith(LOCAL_ENVIRONMENT):
+        return 0
+    return 2 if item.nodeid.startswith(IMAGE) else 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The local-environment tests first (a stable sort: the order within each part stays)."""
-    items.sort(key=lambda item: not item.nodeid.startswith(LOCAL_ENVIRONMENT))
+    """The local-environment tests first and the image tests last (a stable sort: the order
+    within each part stays)."""
+    items.sort(key=_order)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Load distribution with the local-environment tests as one unit of work."""
+    """Load distribution with the local-environment tests as one unit of work, and the image
+    tests as another."""
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
     class LocalEnvironmentTogether(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return LOCAL_ENVIRONMENT if nodeid.startswith(LOCAL_ENVIRONMENT) else nodeid
+            for together in (LOCAL_ENVIRONMENT, IMAGE):
+                if nodeid.startswith(together):
+                    return together
+            return nodeid
 
     return LocalEnvironmentTogether(config, log)
