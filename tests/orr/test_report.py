@@ -5,6 +5,7 @@ synthetic runs, the JSON over the real checklist, provenance, the Markdown and t
 from __future__ import annotations
 
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -394,6 +395,48 @@ def test_run_runs_the_suite_with_the_evidence_plugin_and_reports_its_failure(
     good = next(x for x in report.lines if x.id == "1.1-01")
     assert good.evidence == ("test_sample.py::test_good",)
     assert LABELS[good.status] in {"Approved", "Approved (equivalent)"}
+
+
+@pytest.mark.slow
+def test_the_command_lists_the_blocker_in_both_pages(tmp_path: Path) -> None:
+    """As `make orr` runs it, ``python -m``: the report module is then ``__main__`` and its
+    statuses must still be recognised by the renderers (they compare values, not identities)."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\nmarkers =\n    orr(*ids): ORR lines\n")
+    (suite / "test_sample.py").write_text("def test_orr_1_1_02_bad():\n    assert False\n")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cap_ops.orr.report",
+            "--run",
+            "--allow-dirty",
+            "--results",
+            str(tmp_path / "r.json"),
+            "--out",
+            str(out),
+            "--",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(suite / "pytest.ini"),
+            str(suite),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    markdown = (out / "local.md").read_text()
+    listed = markdown.split("## Blockers\n", 1)[1].split("\n## ", 1)[0]
+    assert "- **1.1-02** " in listed
+    page = (out / "local.html").read_text()
+    blockers = page.split('<section id="blockers">', 1)[1].split("</section>", 1)[0]
+    assert "Blockers (0)" not in blockers
+    assert "1.1-02" in blockers
 
 
 def test_run_on_a_dirty_tree_needs_allow_dirty(

@@ -146,8 +146,8 @@ def render(report: Report) -> str:
     ]
     if report.failed_outside_checklist:
         toc.insert(2, ("outside", "Other failed tests"))
-    blockers = [x for x in report.lines if x.status is Status.BLOCKER]
-    manual = [x for x in report.lines if x.status is Status.MANUAL]
+    blockers = [x for x in report.lines if x.status == Status.BLOCKER]
+    manual = [x for x in report.lines if x.status == Status.MANUAL]
     body = [
         f'<header id="top"><h1>ORR report: {e(report.env)}</h1>',
         f'<p id="verdict" class="verdict {verdict_class}">{e(report.verdict)}</p>',

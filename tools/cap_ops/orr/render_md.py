@@ -64,14 +64,14 @@ def render(report: Report) -> str:
         ),
         "",
     ]
-    blockers = [line for line in report.lines if line.status is Status.BLOCKER]
+    blockers = [line for line in report.lines if line.status == Status.BLOCKER]
     if blockers:
         out += ["## Blockers", ""]
         out += [f"- **{b.id}** {cell(b.title)}: {cell(b.detail)}" for b in blockers] + [""]
     if report.failed_outside_checklist:
         out += ["## Failed tests that prove no checklist line", ""]
         out += [f"- `{n}`" for n in report.failed_outside_checklist] + [""]
-    manual = [line for line in report.lines if line.status is Status.MANUAL]
+    manual = [line for line in report.lines if line.status == Status.MANUAL]
     heading = "GO once these are signed" if report.verdict == GO else "to sign as well"
     out += [f"## Manual steps ({heading})", ""]
     out += [

@@ -282,10 +282,10 @@ def _risk_row(risk: Risk, status: Mapping[str, Status], tests: Sequence[TestOutc
 
 def verdict(lines: Sequence[Line]) -> tuple[str, str]:
     """The verdict and its one-sentence reason, by rule 9.3 (module docstring)."""
-    blockers = sum(line.status is Status.BLOCKER for line in lines)
+    blockers = sum(line.status == Status.BLOCKER for line in lines)
     if blockers:
         return NO_GO, f"NO-GO: {blockers} Blocker lines remain (checklist 9.3)."
-    manual = sum(line.status is Status.MANUAL for line in lines)
+    manual = sum(line.status == Status.MANUAL for line in lines)
     return GO, (
         f"GO once the {manual} Manual steps are signed: no Blocker, every other line is "
         "Approved by this run, Approved as an equivalent or Requires Mitigation with a plan."
