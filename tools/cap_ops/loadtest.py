@@ -304,16 +304,6 @@ def plot(samples: Sequence[Sample], thresholds: Thresholds, title: str, path: Pa
 # -- the run -----------------------------------------------------------------------------
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
 def _duration(text: str) -> float:
     try:
         value = float(durations.seconds(text))
@@ -334,18 +324,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="local",
         help="the environment's name, for the report's file names (default local: .local/env.json)",
     )
-    parser.add_argument("--env-file", type=Path, help="another env.json than .local/env.json")
-    parser.add_argument("--url", help="the verifier's base URL (or URL)")
-    parser.add_argument("--token-url", help="the OAuth2 token endpoint (or TOKEN_URL)")
-    parser.add_argument("--client-id", help="the OAuth2 client (or CLIENT_ID)")
+    smoke.add_target_options(parser)
     parser.add_argument(
-        "--client-secret", help="its secret (or CLIENT_SECRET, which keeps it out of `ps`)"
-    )
-    parser.add_argument("--ca-cert", help="CA bundle for both TLS servers (or CA_CERT)")
-    parser.add_argument("--client-cert", help="client certificate for mTLS (or CLIENT_CERT)")
-    parser.add_argument("--client-key", help="its key (or CLIENT_KEY)")
-    parser.add_argument(
-        "--rate", type=_positive, default=DEFAULT_RATE, help="requests per second (default 10)"
+        "--rate", type=smoke.positive, default=DEFAULT_RATE, help="requests per second (default 10)"
     )
     parser.add_argument(
         "--duration",

@@ -504,11 +504,30 @@ def run(target: Target, timeout: float, out: TextIO) -> int:
     return EXIT_FAILED if reporter.failed else EXIT_OK
 
 
-def _positive(text: str) -> float:
-    value = float(text)
+def positive(text: str) -> float:
+    """An argparse type: a number greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+        raise argparse.ArgumentTypeError("must be positive")
     return value
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """The options naming a deployment to run against (each also read from its variable);
+    ``make smoke`` and ``make loadtest`` share them."""
+    parser.add_argument("--env-file", type=Path, help="another env.json than .local/env.json")
+    parser.add_argument("--url", help="the verifier's base URL (or URL)")
+    parser.add_argument("--token-url", help="the OAuth2 token endpoint (or TOKEN_URL)")
+    parser.add_argument("--client-id", help="the OAuth2 client (or CLIENT_ID)")
+    parser.add_argument(
+        "--client-secret", help="its secret (or CLIENT_SECRET, which keeps it out of `ps`)"
+    )
+    parser.add_argument("--ca-cert", help="CA bundle for both TLS servers (or CA_CERT)")
+    parser.add_argument("--client-cert", help="client certificate for mTLS (or CLIENT_CERT)")
+    parser.add_argument("--client-key", help="its key (or CLIENT_KEY)")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -522,19 +541,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="local",
         help="the environment of `make up` (default), read from .local/env.json",
     )
-    parser.add_argument("--env-file", type=Path, help="another env.json than .local/env.json")
-    parser.add_argument("--url", help="the verifier's base URL (or URL)")
-    parser.add_argument("--token-url", help="the OAuth2 token endpoint (or TOKEN_URL)")
-    parser.add_argument("--client-id", help="the OAuth2 client (or CLIENT_ID)")
-    parser.add_argument(
-        "--client-secret", help="its secret (or CLIENT_SECRET, which keeps it out of `ps`)"
-    )
-    parser.add_argument("--ca-cert", help="CA bundle for both TLS servers (or CA_CERT)")
-    parser.add_argument("--client-cert", help="client certificate for mTLS (or CLIENT_CERT)")
-    parser.add_argument("--client-key", help="its key (or CLIENT_KEY)")
+    add_target_options(parser)
     parser.add_argument(
         "--timeout",
-        type=_positive,
+        type=positive,
         default=DEFAULT_TIMEOUT,
         help=f"seconds per request (default {DEFAULT_TIMEOUT:g})",
     )
