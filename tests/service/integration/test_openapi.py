@@ -3,7 +3,8 @@
 1. the document is valid OpenAPI 3.1; its examples match their schemas and are the service's
    real answers to the contract's test vectors;
 2. its (method, path) pairs are exactly the routes the app serves;
-3. its operationIds are the handlers' operation ids;
+3. its operationIds are the handlers' operation ids; its one security scheme is OAuth2 client
+   credentials, and each operation names the scope the route's guard enforces;
 4. the running service serves it byte for byte;
 5. schemathesis, every check, against the running service; and the answers schemathesis cannot
    provoke (401, 403, 413, 429, 503, 304, ...) checked against the document by its own checks.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import blake3
 import httpx
+import msgspec
 import pytest
 import schemathesis
 from jsonschema import Draft202012Validator
@@ -38,8 +40,9 @@ from cap_ops.devkit.service import ServiceProcess
 from cap_ops.devkit.tokens import ALL_SCOPES, SigningKey, mint
 from cap_verifier import __version__
 from cap_verifier.app import create_app
+from cap_verifier.auth.guards import SCOPE_OPT, require_scope
 from cap_verifier.domain import BUILTIN_VARIABLES
-from cap_verifier.settings import load_settings
+from cap_verifier.settings import ScopeSettings, load_settings
 from support.vectors import LKSG_ETAG, LKSG_YAML_B64, V1_HASH, V1_POLICY
 
 if TYPE_CHECKING:
@@ -212,6 +215,139 @@ def test_operation_ids_are_the_handlers_operation_ids(
     assert set(in_document.values()) == set(served.values())
     assert in_document == served  # and each on the same method and path
     assert len(set(in_document.values())) == len(in_document), "operationIds must be unique"
+
+
+# --------------------------------------------------------------------------- 3b. security
+
+OAUTH2 = "oauth2"
+OPTIONAL_SCOPE_KEYS = frozenset({"metrics"})  # the guard waives it unless metrics.require_auth
+
+
+def app_scopes(app: Litestar, scopes: ScopeSettings) -> dict[tuple[str, str], str | None]:
+    """(METHOD, normalised path) → the scope the route's guard enforces (None: no guard)."""
+    enforced: dict[tuple[str, str], str | None] = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            key = handler.opt.get(SCOPE_OPT) if require_scope in handler.resolve_guards() else None
+            for method in set(handler.http_methods) - FRAMEWORK_METHODS:
+                enforced[(method, normalise(route.path_format))] = (
+                    None if key is None else getattr(scopes, key)
+                )
+    return enforced
+
+
+def oauth2_scheme_problems(document: dict[str, Any]) -> list[str]:
+    """What keeps the document's security scheme from being OAuth2 client credentials only."""
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    if set(schemes) != {OAUTH2} or schemes[OAUTH2].get("type") != "oauth2":
+        return [f"security schemes {sorted(schemes)}: expected one oauth2 scheme {OAUTH2!r}"]
+    flows = schemes[OAUTH2].get("flows", {})
+    problems = [] if set(flows) == {"clientCredentials"} else [f"flows {sorted(flows)}"]
+    if not flows.get("clientCredentials", {}).get("tokenUrl"):
+        problems.append("the clientCredentials flow names no tokenUrl")
+    return problems
+
+
+def scope_problems(document: dict[str, Any], app: Litestar, scopes: ScopeSettings) -> list[str]:
+    """Where the documented scopes differ from the ones the service enforces, per operation."""
+    flow = document["components"]["securitySchemes"][OAUTH2]["flows"]["clientCredentials"]
+    declared, configured = set(flow.get("scopes", {})), set(msgspec.structs.asdict(scopes).values())
+    problems = (
+        [] if declared == configured else [f"scopes {sorted(declared)} ≠ {sorted(configured)}"]
+    )
+    enforced = app_scopes(app, scopes)
+    optional = {getattr(scopes, key) for key in OPTIONAL_SCOPE_KEYS}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            required = enforced.get((method.upper(), normalise(path)))
+            if required is None:
+                expected: list[dict[str, list[str]]] = []
+            elif required in optional:
+                expected = [{}, {OAUTH2: [required]}]
+            else:
+                expected = [{OAUTH2: [required]}]
+            security = operation.get("security", document.get("security"))
+            if security != expected:
+                problems.append(
+                    f"{method.upper()} {path}: security {security}, enforced {expected}"
+                )
+    return problems
+
+
+@pytest.mark.orr("6.4-02")
+def test_security_scheme_is_oauth2_client_credentials(document: dict[str, Any]) -> None:
+    assert oauth2_scheme_problems(document) == []
+
+
+@pytest.mark.orr("6.4-03")
+def test_each_operation_documents_the_scope_the_service_enforces(
+    document: dict[str, Any], app: Litestar
+) -> None:
+    scopes = ScopeSettings()
+    assert {"verify:run", "policy:compile", "policy:read"} <= set(
+        document["components"]["securitySchemes"][OAUTH2]["flows"]["clientCredentials"]["scopes"]
+    )
+    assert scope_problems(document, app, scopes) == []
+
+
+def _mutated(document: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(document))
+    change(copy)
+    return copy
+
+
+def _scheme(document: dict[str, Any]) -> dict[str, Any]:
+    scheme: dict[str, Any] = document["components"]["securitySchemes"][OAUTH2]
+    return scheme
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda d: _scheme(d).update(type="http", scheme="bearer"), id="bearer-scheme"),
+        pytest.param(
+            lambda d: _scheme(d)["flows"].update(
+                authorizationCode=_scheme(d)["flows"].pop("clientCredentials")
+            ),
+            id="authorization-code-flow",
+        ),
+        pytest.param(
+            lambda d: _scheme(d)["flows"]["clientCredentials"].pop("tokenUrl"), id="no-token-url"
+        ),
+    ],
+)
+def test_the_scheme_check_refuses_a_wrong_scheme(
+    document: dict[str, Any], change: Callable[[dict[str, Any]], None]
+) -> None:
+    assert oauth2_scheme_problems(_mutated(document, change)) != []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda d: d["paths"]["/verify"]["post"].update(security=[{OAUTH2: ["policy:read"]}]),
+            id="wrong-scope",
+        ),
+        pytest.param(
+            lambda d: d["paths"]["/policy/v2/compile"]["post"].update(security=[]), id="public"
+        ),
+        pytest.param(
+            lambda d: _scheme(d)["flows"]["clientCredentials"]["scopes"].pop("policy:read"),
+            id="undocumented-scope",
+        ),
+        pytest.param(
+            lambda d: d["paths"]["/metrics"]["get"].update(security=[{OAUTH2: ["metrics:read"]}]),
+            id="metrics-always-required",
+        ),
+    ],
+)
+def test_the_scope_check_refuses_a_wrong_scope(
+    document: dict[str, Any], app: Litestar, change: Callable[[dict[str, Any]], None]
+) -> None:
+    assert scope_problems(_mutated(document, change), app, ScopeSettings()) != []
 
 
 # --------------------------------------------------------------------------- 4. served document
