@@ -10,6 +10,7 @@ SYNCED := $(VENV)/.synced
 CHECKOV_STAMP := $(TOOLS)/checkov/.installed
 COLLECTIONS_STAMP := $(TOOLS)/ansible/collections/.installed
 LOGQL_STAMP := $(TOOLS)/logql/.installed
+OPTIC_STAMP := $(TOOLS)/optic/.installed
 COSIGN_STAMP := $(TOOLS)/cosign/.installed
 # cosign: the pinned Debian package (tools/cosign/cosign.lock) unless COSIGN=<path> names one
 # the CI installed itself.
@@ -21,7 +22,7 @@ PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv crds collections logql fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke loadtest promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache image-base image cosign signing-key sign verify-image scan orr clean
+.PHONY: help venv crds collections logql optic contract-check fmt generate render check-generated check lint lint-playbooks typecheck test test-fast checkov bench bench-ops up down status logs test-page smoke loadtest promote backup restore rotate-secret rotate-signing-key rotate-tls rotate-tls-check flush-cache image-base image cosign signing-key sign verify-image scan orr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -52,6 +53,18 @@ $(LOGQL_STAMP): tools/logql/package.json tools/logql/package-lock.json
 	@touch $@
 
 logql: $(LOGQL_STAMP) ## the pinned LogQL grammar (@grafana/lezer-logql) into .tools/logql
+
+# Optic's breaking-change rules (npm, tools/optic/package-lock.json) for the API contract check.
+$(OPTIC_STAMP): tools/optic/package.json tools/optic/package-lock.json
+	mkdir -p $(TOOLS)/optic
+	cp tools/optic/package.json tools/optic/package-lock.json $(TOOLS)/optic/
+	npm ci --ignore-scripts --no-audit --no-fund --prefix $(TOOLS)/optic
+	@touch $@
+
+optic: $(OPTIC_STAMP) ## the pinned Optic CLI (@useoptic/optic) into .tools/optic
+
+contract-check: $(SYNCED) $(OPTIC_STAMP) ## no breaking change of openapi/openapi.yaml against the contract prod runs (BASE=ref)
+	$(BIN)/python -m cap_ops.contract check $(if $(BASE),--base $(BASE))
 
 crds: $(SYNCED) ## fill and verify .cache/crds/ from infra/crds.lock (CRD_MIRROR=DIR or the network)
 	$(BIN)/python -m cap_ops.crds
@@ -93,10 +106,10 @@ typecheck: $(SYNCED) ## mypy --strict on the packages, generators, infra/, bench
 	  MYPYPATH=$$dir $(BIN)/mypy --strict $$dir || exit 1; \
 	done
 
-test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) $(LOGQL_STAMP) $(COSIGN_DEP) ## the whole suite: lint, types, pytest
+test: lint lint-playbooks typecheck crds $(CHECKOV_STAMP) $(LOGQL_STAMP) $(OPTIC_STAMP) $(COSIGN_DEP) ## the whole suite: lint, types, pytest
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) $(LOGQL_STAMP) $(COSIGN_DEP) ## pytest without lint, types, slow and local-environment tests
+test-fast: $(SYNCED) crds $(CHECKOV_STAMP) $(COLLECTIONS_STAMP) $(LOGQL_STAMP) $(OPTIC_STAMP) $(COSIGN_DEP) ## pytest without lint, types, slow and local-environment tests
 	$(PYTEST) -m "not slow and not localenv" $(PYTEST_ARGS)
 
 checkov: $(SYNCED) $(CHECKOV_STAMP) ## checkov on deploy/<env>/ (own venv: .tools/checkov)
