@@ -153,3 +153,15 @@ def test_the_command_refuses_bad_input_in_one_line(
 def test_a_missing_optic_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(contract.ContractError, match="run make optic"):
         contract.breaking_changes(tmp_path, tmp_path, optic=tmp_path / "optic")
+
+
+def test_the_check_leaves_nothing_behind_even_in_ci(
+    document: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CI=true Optic would write ci-run-details.json into its working folder."""
+    base = _write(document, lambda d: None, tmp_path / "base.yaml")
+    head = _write(document, _verify_request_requires_backend, tmp_path / "head.yaml")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.chdir(tmp_path)
+    assert len(contract.breaking_changes(base, head)) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["base.yaml", "head.yaml"]

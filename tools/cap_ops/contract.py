@@ -46,12 +46,23 @@ def breaking_changes(base: Path, head: Path, optic: Path = OPTIC) -> list[str]:
     if shutil.which("node") is None:
         raise ContractError("Optic needs Node.js (>= 20) on PATH")
     # Loose validation: Optic's own OpenAPI 3.1 schema refuses the root `jsonSchemaDialect`.
-    command = [str(optic), "diff", str(base), str(head), "--check", "--validation", "loose"]
-    environ = {**os.environ, "OPTIC_TELEMETRY_LEVEL": "off", "NO_COLOR": "1"}
+    paths = [str(base.resolve()), str(head.resolve())]
+    command = [str(optic), "diff", *paths, "--check", "--validation", "loose"]
+    # Without CI=true: in its CI mode Optic writes ci-run-details.json into its working folder
+    # for Optic Cloud; and it runs in a scratch folder, so nothing lands in the checkout.
+    environ = {k: v for k, v in os.environ.items() if k != "CI"}
+    environ.update(OPTIC_TELEMETRY_LEVEL="off", NO_COLOR="1")
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, env=environ, timeout=TIMEOUT_S, check=False
-        )
+        with tempfile.TemporaryDirectory(prefix="cap-optic-") as scratch:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env=environ,
+                cwd=scratch,
+                timeout=TIMEOUT_S,
+                check=False,
+            )
     except subprocess.TimeoutExpired:
         raise ContractError(f"Optic did not answer within {TIMEOUT_S} s") from None
     findings = _findings(result.stdout)
