@@ -10,6 +10,7 @@ import sqlite3
 import ssl
 import subprocess
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,9 @@ def test_personal_data_and_secrets_reach_no_local_log_and_no_audit_record(
 
 def audit_rows(layout: Layout) -> str:
     """The registry's verification audit table, read-only, as text."""
-    with sqlite3.connect(f"file:{layout.registry_file}?mode=ro", uri=True) as connection:
+    # closing(): a sqlite3 connection's own context manager ends the transaction but leaves
+    # the file open until garbage collection, and an open reader keeps the WAL (the restore
+    # test then finds the registry in use).
+    with closing(sqlite3.connect(f"file:{layout.registry_file}?mode=ro", uri=True)) as connection:
         rows = connection.execute("SELECT * FROM verifications").fetchall()
     return repr(rows)

@@ -17,6 +17,7 @@ import sqlite3
 import ssl
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,7 @@ def test_a_backup_taken_under_load_is_consistent(
     manifest = verify_files(backup)
     copy = tmp_path / "snapshot.db"
     shutil.copyfile(backup / "registry.db", copy)
-    with sqlite3.connect(copy) as conn:
+    with closing(sqlite3.connect(copy)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
     assert counts == manifest.tables

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,7 +154,7 @@ def test_sqlite_snapshot_then_restore_gives_back_the_snapshot_row_for_row(
     assert sorted(os.listdir(backup)) == ["manifest.json", "registry.db"]
     assert all(mode(path) == 0o600 for path in backup.iterdir())
     assert read_manifest(backup) == manifest
-    with sqlite3.connect(backup / "registry.db") as snap:
+    with closing(sqlite3.connect(backup / "registry.db")) as snap:
         assert snap.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
     store_policies(reg.registry, "later", count=3)  # the registry moves on
@@ -254,7 +255,7 @@ def test_sqlite_snapshot_while_another_connection_writes_is_consistent(
 ) -> None:
     backup, manifest, initial, final = snapshot_while_writing(sqlite_registry.url, backup_root)
 
-    with sqlite3.connect(f"file:{backup / 'registry.db'}?mode=ro", uri=True) as snap:
+    with closing(sqlite3.connect(f"file:{backup / 'registry.db'}?mode=ro", uri=True)) as snap:
         assert snap.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         in_snapshot = {
             table: snap.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES
@@ -329,7 +330,7 @@ def test_a_snapshot_holding_another_revision_than_its_manifest_is_refused(
 ) -> None:
     backup, _ = take_snapshot(sqlite_registry.url, backup_root)
     sqlite_registry.registry.close()
-    with sqlite3.connect(backup / "registry.db") as snap:
+    with closing(sqlite3.connect(backup / "registry.db")) as snap, snap:
         snap.execute("UPDATE alembic_version SET version_num = '0000'")
     refix_manifest(backup)
     target_before = file_state(sqlite_registry.path.parent)
@@ -411,7 +412,7 @@ def test_a_tampered_stored_policy_is_refused_by_the_content_check(
     backup, _ = take_snapshot(sqlite_registry.url, backup_root)
     sqlite_registry.registry.close()
     statement, expected = TAMPERING[tampering]
-    with sqlite3.connect(backup / "registry.db") as snap:
+    with closing(sqlite3.connect(backup / "registry.db")) as snap, snap:
         changed = snap.execute(statement.format(f="f" * 64)).rowcount
     assert changed >= 1
     refix_manifest(backup)
