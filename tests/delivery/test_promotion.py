@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from support.git import clone_with_origin, git
+from support.git import clone_with_origin, commit_as_repository, git
 
 pytestmark = pytest.mark.slow
 
@@ -41,10 +41,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(repo)], input=archive, check=True)
     subprocess.run([str(PYTHON), "-m", "infra.render"], cwd=repo, check=True, capture_output=True)
-    git(repo.parent, "init", "--quiet", "--initial-branch=main", str(repo))
-    git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "-m", "the repository as it is")
-    return repo
+    return commit_as_repository(repo)
 
 
 @pytest.fixture

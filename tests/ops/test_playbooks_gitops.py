@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from support.git import ISOLATED, clone_with_origin, git
+from support.git import ISOLATED, clone_with_origin, commit_as_repository, git
 from support.playbooks import ROOT, Run, extra_vars, playbook_env, run_playbook
 
 pytestmark = pytest.mark.slow
@@ -36,10 +36,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if source.is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, repo / name)
-    git(repo.parent, "init", "--quiet", "--initial-branch=main", str(repo))
-    git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "-m", "the repository as it is")
-    return repo
+    return commit_as_repository(repo)
 
 
 @pytest.fixture

@@ -30,6 +30,14 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
+def commit_as_repository(folder: Path) -> Path:
+    """Make ``folder`` a git repository on ``main`` holding its files as one commit."""
+    git(folder.parent, "init", "--quiet", "--initial-branch=main", str(folder))
+    git(folder, "add", "--all")
+    git(folder, "commit", "--quiet", "-m", "the repository as it is")
+    return folder
+
+
 def clone_with_origin(template: Path, folder: Path) -> Path:
     """``template`` cloned into ``folder/work`` whose origin is a bare ``folder/origin.git``."""
     origin = folder / "origin.git"

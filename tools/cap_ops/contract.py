@@ -23,12 +23,12 @@ from pathlib import Path
 
 from infra.config import REPO_ROOT
 
+from cap_ops.promote import HISTORY_LIMIT
 from cap_ops.stack_edit import StackEditError, image_history
 
 DOCUMENT = Path("openapi") / "openapi.yaml"
 OPTIC = REPO_ROOT / ".tools" / "optic" / "node_modules" / ".bin" / "optic"
 INSTALL_COMMAND = "make optic"
-HISTORY_LIMIT = 100_000
 TIMEOUT_S = 300
 
 _OPERATION = re.compile(r"^\S*\s*(GET|PUT|POST|DELETE|PATCH|HEAD|OPTIONS|TRACE) (\S+):(\s|$)")

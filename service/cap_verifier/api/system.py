@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 
 from cap_verifier import __version__
-from cap_verifier.auth.guards import SCOPE_OPT, require_scope
+from cap_verifier.auth.guards import METRICS_SCOPE, SCOPE_OPT, require_scope
 from cap_verifier.auth.jwks import JWKSCache
 from cap_verifier.metrics import CONTENT_TYPE, Metrics
 from cap_verifier.paths import HEALTHZ, METRICS, OPENAPI, READYZ
@@ -67,7 +67,7 @@ class SystemController(Controller):
         METRICS,
         operation_id="GetMetrics",
         guards=[require_scope],
-        opt={SCOPE_OPT: "metrics"},
+        opt={SCOPE_OPT: METRICS_SCOPE},
         media_type=CONTENT_TYPE,
     )
     async def metrics(self, metrics: NamedDependency[Metrics]) -> Response[bytes]:

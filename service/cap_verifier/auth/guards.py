@@ -14,6 +14,8 @@ from cap_verifier.auth.tokens import AuthError, Principal, bearer_token
 from cap_verifier.services import services_of
 
 SCOPE_OPT = "scope"
+METRICS_SCOPE = "metrics"
+"""The scope key of ``/metrics``: enforced only with ``metrics.require_auth``."""
 log = logging.getLogger("cap_verifier.auth")
 
 
@@ -32,7 +34,7 @@ async def require_scope(
         if connection.scope.get("method") == "OPTIONS":
             return  # Litestar's generated OPTIONS handler: it only lists the allowed methods
         raise RuntimeError(f"route {route_handler} is guarded but names no scope")  # fail closed
-    if scope_key == "metrics" and not services.settings.metrics.require_auth:
+    if scope_key == METRICS_SCOPE and not services.settings.metrics.require_auth:
         return
     required: str = getattr(services.settings.oauth2.scopes, scope_key)
     try:

@@ -40,7 +40,7 @@ from cap_ops.devkit.service import ServiceProcess
 from cap_ops.devkit.tokens import ALL_SCOPES, SigningKey, mint
 from cap_verifier import __version__
 from cap_verifier.app import create_app
-from cap_verifier.auth.guards import SCOPE_OPT, require_scope
+from cap_verifier.auth.guards import METRICS_SCOPE, SCOPE_OPT, require_scope
 from cap_verifier.domain import BUILTIN_VARIABLES
 from cap_verifier.settings import ScopeSettings, load_settings
 from support.vectors import LKSG_ETAG, LKSG_YAML_B64, V1_HASH, V1_POLICY
@@ -220,7 +220,6 @@ def test_operation_ids_are_the_handlers_operation_ids(
 # --------------------------------------------------------------------------- 3b. security
 
 OAUTH2 = "oauth2"
-OPTIONAL_SCOPE_KEYS = frozenset({"metrics"})  # the guard waives it unless metrics.require_auth
 
 
 def app_scopes(app: Litestar, scopes: ScopeSettings) -> dict[tuple[str, str], str | None]:
@@ -256,7 +255,7 @@ def scope_problems(document: dict[str, Any], app: Litestar, scopes: ScopeSetting
         [] if declared == configured else [f"scopes {sorted(declared)} ≠ {sorted(configured)}"]
     )
     enforced = app_scopes(app, scopes)
-    optional = {getattr(scopes, key) for key in OPTIONAL_SCOPE_KEYS}
+    optional = getattr(scopes, METRICS_SCOPE)  # the guard waives it unless metrics.require_auth
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method not in HTTP_METHODS:
@@ -264,7 +263,7 @@ def scope_problems(document: dict[str, Any], app: Litestar, scopes: ScopeSetting
             required = enforced.get((method.upper(), normalise(path)))
             if required is None:
                 expected: list[dict[str, list[str]]] = []
-            elif required in optional:
+            elif required == optional:
                 expected = [{}, {OAUTH2: [required]}]
             else:
                 expected = [{OAUTH2: [required]}]
