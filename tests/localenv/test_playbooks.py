@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import ssl
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -114,7 +115,10 @@ def current_env(layout: Layout) -> dict[str, Any]:
     return dict(json.loads(layout.env_json.read_text()))
 
 
-def compile_v2(env: dict[str, Any], policy_id: str) -> None:
+def compile_v2(env: dict[str, Any], name: str) -> str:
+    """Store a new PolicyV2 ``<name>-<random>``; its id. New in every run: the local
+    environment's registry outlives a test run, and a restore must undo a policy it never had."""
+    policy_id = f"{name}-{uuid.uuid4().hex[:12]}"
     source = LKSG_YAML.replace("id: lksg.v1", f"id: {policy_id}", 1)
     assert source != LKSG_YAML
     response = httpx.post(
@@ -124,6 +128,7 @@ def compile_v2(env: dict[str, Any], policy_id: str) -> None:
         verify=tls_context(env),
     )
     assert response.status_code == 200, response.text
+    return policy_id
 
 
 def served(env: dict[str, Any], rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
@@ -159,8 +164,9 @@ def test_backup_change_restore_gives_back_the_backup_row_for_row(
     assert saved["policies_v2"], "the backup holds no PolicyV2 policies"
     assert {"registry.db", "config.tar.age"} <= set(read_manifest(backup).files)
 
-    compile_v2(local_env, "lksg.after-backup")  # a change the restore must undo
-    assert "lksg.after-backup" in {row[0] for row in table_rows(layout.registry_url)["policies_v2"]}
+    after = compile_v2(local_env, "lksg.after-backup")  # a change the restore must undo
+    assert after not in {row[0] for row in saved["policies_v2"]}
+    assert after in {row[0] for row in table_rows(layout.registry_url)["policies_v2"]}
 
     restored = make("restore", f"BACKUP={name}")
     assert restored.returncode == 0, restored.failure
@@ -176,7 +182,7 @@ def test_backup_change_restore_gives_back_the_backup_row_for_row(
     assert set(served(local_env, saved).values()) == {200}
     headers = {"Authorization": f"Bearer {token(local_env)}"}
     gone = httpx.get(
-        f"{local_env['verifier_url']}/policy/v2/lksg.after-backup",
+        f"{local_env['verifier_url']}/policy/v2/{after}",
         headers=headers,
         verify=tls_context(local_env),
     )
